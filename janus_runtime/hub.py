@@ -1,0 +1,61 @@
+"""Where model folders come from: a local path, or a Hugging Face repo id downloaded with huggingface-hub."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+
+from .errors import JanusError
+
+log = logging.getLogger(__name__)
+
+# The repositories we know, with the files each needs (weights differ per repo; SPEC §1.1).
+KNOWN_REPOS = {
+    "deepseek-ai/Janus-Pro-1B": "pytorch_model.bin",
+    "deepseek-ai/Janus-Pro-7B": "pytorch_model-00001-of-00002.bin, pytorch_model-00002-of-00002.bin, "
+                                "pytorch_model.bin.index.json",
+    "deepseek-ai/Janus-1.3B": "model.safetensors",
+    "deepseek-community/Janus-Pro-1B": "model*.safetensors (+ model.safetensors.index.json if sharded)",
+    "deepseek-community/Janus-Pro-7B": "model-*.safetensors, model.safetensors.index.json",
+}
+COMMON_FILES = ("config.json, tokenizer.json, tokenizer_config.json, special_tokens_map.json, "
+                "preprocessor_config.json, processor_config.json")
+ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+
+def looks_like_repo_id(source: str) -> bool:
+    return bool(REPO_ID.match(source)) and not Path(source).exists()
+
+
+def download(repo_id: str, target: str | Path | None = None) -> Path:
+    """Download ``repo_id`` (weights, config, tokenizer) into ``target`` (or the HF cache) and return it.
+
+    Offline or unreachable, raises a JanusError saying which files to fetch and where to put them.
+    """
+    from huggingface_hub import snapshot_download
+    where = target if target is not None else "the Hugging Face cache"
+    log.info("Downloading %s into %s (first use only) ...", repo_id, where)
+    try:
+        path = snapshot_download(repo_id=repo_id, local_dir=str(target) if target else None,
+                                 allow_patterns=ALLOW_PATTERNS)
+    except Exception as e:  # network, auth, offline mode and missing repos all surface differently
+        files = KNOWN_REPOS.get(repo_id, "the weight files (*.safetensors or pytorch_model*.bin)")
+        dest = f"the folder {target}" if target else "a local folder and pass that folder instead of the repo id"
+        raise JanusError(
+            f"Could not download {repo_id} ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}). "
+            f"Without network access, download these files from https://huggingface.co/{repo_id} yourself: "
+            f"{COMMON_FILES}, {files}; and put them in {dest}.") from e
+    return Path(path)
+
+
+def resolve_model_path(source: str | Path, download_dir: str | Path | None = None) -> Path:
+    """A local model folder as given, or the download of a Hugging Face repo id."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if isinstance(source, str) and looks_like_repo_id(source):
+        return download(source, download_dir)
+    raise JanusError(f"model {source!s}: no such folder, and not a Hugging Face repo id like "
+                     f"'deepseek-ai/Janus-Pro-1B'. Pass a folder holding config.json and the weights.")

@@ -1,0 +1,122 @@
+"""Loading a Janus checkpoint into its three components and the model handle the samplers work on."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .config import JanusConfig, load_config
+from .errors import JanusError
+from .hub import resolve_model_path
+from .lm import JanusLM
+from .processing import TextProcessor
+from .vit import VisionEncoder
+from .vq import VQModel
+from .weights import load_state_dicts
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = ("lm", "vision", "vq")
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+          "fp16": torch.float16, "float16": torch.float16}
+
+
+def default_dtype(device) -> torch.dtype:
+    """bf16 where it is fast and safe (CUDA with bf16 support), fp32 elsewhere (CPU, MPS, old GPUs)."""
+    device = torch.device(device)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def parse_dtype(dtype, device) -> torch.dtype:
+    if dtype is None or dtype == "auto":
+        return default_dtype(device)
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype not in DTYPES:
+        raise JanusError(f"dtype must be one of auto, {', '.join(DTYPES)}; got {dtype!r}")
+    return DTYPES[dtype]
+
+
+def module_device(module: nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
+@dataclass
+class JanusModel:
+    """Everything one checkpoint provides. Components may be None when not loaded.
+
+    ``dtype`` is the compute dtype; weights may be stored in another one (e.g. fp8) when ``ops`` cast them
+    per layer. Each component's device is wherever its parameters are now (a memory manager may move them).
+    """
+    config: JanusConfig
+    folder: Path
+    text: TextProcessor
+    dtype: torch.dtype
+    lm: JanusLM | None = None
+    vision: VisionEncoder | None = None
+    vq: VQModel | None = None
+    load_seconds: float = 0.0
+    info: dict = field(default_factory=dict)
+
+    def require(self, name: str) -> nn.Module:
+        module = getattr(self, name)
+        if module is None:
+            raise JanusError(f"this model was loaded without its {name!r} component; load it with "
+                             f"components including {name!r}.")
+        return module
+
+    @property
+    def device(self) -> torch.device:
+        return module_device(self.lm or self.vision or self.vq)
+
+
+def build_components(cfg: JanusConfig, components, device, dtype, ops) -> dict:
+    """Construct modules without allocating or initialising weights (meta device)."""
+    makers = {"lm": lambda: JanusLM(cfg, dtype=dtype, ops=ops),
+              "vision": lambda: VisionEncoder(cfg.vision, cfg.aligner, dtype=dtype, ops=ops),
+              "vq": lambda: VQModel(cfg.vq, dtype=dtype, ops=ops)}
+    with torch.device("meta"):
+        return {c: makers[c]() for c in components}
+
+
+def load_model(source: str | Path, device="cpu", dtype=None, *, components=COMPONENTS, ops=None,
+               weight_dtype=None, chat_format: str = "auto", download_dir=None) -> JanusModel:
+    """Load a Janus checkpoint (folder or HF repo id) onto ``device``.
+
+    ``dtype``: compute dtype ("auto", "bf16", "fp16", "fp32" or a torch dtype). ``weight_dtype``: optional
+    storage dtype for the LM's big matrices (e.g. torch.float8_e4m3fn); requires ``ops`` that cast weights
+    per layer (ComfyUI's ``comfy.ops.manual_cast`` or ``janus_runtime.ops.cast_ops``).
+    """
+    start = time.perf_counter()
+    folder = resolve_model_path(source, download_dir)
+    cfg = load_config(folder)
+    text = TextProcessor(folder, chat_format)
+    dtype = parse_dtype(dtype, device)
+    unknown = set(components) - set(COMPONENTS)
+    if unknown or not components:
+        raise JanusError(f"components must be a non-empty subset of {COMPONENTS}; got {components!r}")
+    if weight_dtype is not None and ops is None:
+        from .ops import cast_ops
+        ops = cast_ops
+    ops = ops or nn
+    modules = build_components(cfg, components, device, dtype, ops)
+
+    def dtype_for(comp, name, t):
+        if weight_dtype is not None and comp == "lm" and t.ndim == 2 and ".layers." in name:
+            return weight_dtype
+        return dtype
+
+    state = load_state_dicts(folder, cfg.layout, modules, device, dtype_for)
+    for comp, module in modules.items():
+        module.load_state_dict(state[comp], strict=True, assign=True)
+        module.eval().requires_grad_(False)
+    seconds = time.perf_counter() - start
+    log.info("Loaded %s (%s layout) in %.2fs", folder, cfg.layout, seconds)
+    return JanusModel(config=cfg, folder=folder, text=text, dtype=dtype, load_seconds=seconds, **modules)
