@@ -29,7 +29,7 @@ class RMSNorm(nn.Module):
         dtype = x.dtype
         h = x.float()
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
-        return self.weight.to(dtype) * h.to(dtype)
+        return self.weight.to(x.device, dtype) * h.to(dtype)
 
 
 def rotate_half(x):

@@ -64,6 +64,9 @@ class JanusModel:
     vq: VQModel | None = None
     load_seconds: float = 0.0
     info: dict = field(default_factory=dict)
+    # Where to compute. None: wherever each component's weights are. A memory manager that keeps some
+    # weights offloaded (ComfyUI lowvram) sets this to its compute device.
+    compute_device: torch.device | None = None
 
     def require(self, name: str) -> nn.Module:
         module = getattr(self, name)
@@ -72,9 +75,9 @@ class JanusModel:
                              f"components including {name!r}.")
         return module
 
-    @property
-    def device(self) -> torch.device:
-        return module_device(self.lm or self.vision or self.vq)
+    def device_for(self, name: str) -> torch.device:
+        """The device that component ``name`` computes on."""
+        return self.compute_device or module_device(self.require(name))
 
 
 def build_components(cfg: JanusConfig, components, device, dtype, ops) -> dict:

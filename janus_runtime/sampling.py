@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from .errors import JanusError
-from .model import JanusModel, module_device
+from .model import JanusModel
 from .processing import IMAGE_TAG, pixels_from_pil
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
@@ -99,7 +99,7 @@ class _Session:
     def __init__(self, model: JanusModel, valid: torch.Tensor, positions: torch.Tensor, max_len: int):
         self.lm = model.require("lm")
         self.llama = self.lm.language_model
-        self.device = module_device(self.lm)
+        self.device = model.device_for("lm")
         self.dtype = model.dtype
         self.llama.setup_cache(valid.shape[0], max_len, self.device, self.dtype)
         self.llama.key_valid[:, :valid.shape[1]] = valid.to(self.device)
@@ -334,7 +334,7 @@ def decode_tokens(model: JanusModel, tokens: torch.Tensor, batch_size: int = 4, 
     """Token grids [B, h, w] -> decoder pixels [B, 3, 16h, 16w] (about [-1, 1]) on the VQ's device."""
     vq = model.require("vq")
     tokens = check_tokens(model, tokens)
-    device = module_device(vq)
+    device = model.device_for("vq")
     outs = []
     for i in range(0, tokens.shape[0], batch_size):
         outs.append(vq.decode(tokens[i:i + batch_size].to(device), model.dtype).float())
@@ -347,7 +347,7 @@ def decode_tokens(model: JanusModel, tokens: torch.Tensor, batch_size: int = 4, 
 def encode_images(model: JanusModel, images: list, batch_size: int = 4) -> torch.Tensor:
     """PIL images -> token grids [B, 24, 24] with the official resize-and-pad to the model's image size."""
     vq = model.require("vq")
-    device = module_device(vq)
+    device = model.device_for("vq")
     outs = []
     for i in range(0, len(images), batch_size):
         px = torch.stack([pixels_from_pil(im, model.config.image_size) for im in images[i:i + batch_size]])
@@ -421,7 +421,7 @@ def understand_batch(model: JanusModel, items, *, system_prompt: str | None = No
         if flat:
             vision = model.require("vision")
             px = torch.stack([pixels_from_pil(im, model.config.image_size) for im in flat])
-            feats = vision(px.to(module_device(vision), model.dtype)).to(device, embeds.dtype)
+            feats = vision(px.to(model.device_for("vision"), model.dtype)).to(device, embeds.dtype)
             slots = ids.to(device) == text.ids.image
             embeds[slots] = feats.reshape(-1, feats.shape[-1])
         t_prefill = time.perf_counter()

@@ -74,7 +74,7 @@ class VisionTower(nn.Module):
         self.norm = ops.LayerNorm(cfg.width, eps=LN_EPS, device=device, dtype=dtype)
 
     def forward(self, pixels):
-        x = self.patch_embed(pixels) + self.pos_embed.to(pixels.dtype)
+        x = self.patch_embed(pixels) + self.pos_embed.to(pixels.device, pixels.dtype)
         for block in self.blocks:
             x = block(x)
         return self.norm(x)

@@ -157,20 +157,20 @@ class Quantizer(nn.Module):
         super().__init__()
         self.embedding = ops.Embedding(cfg.codebook_size, cfg.embed_dim, device=device, dtype=dtype)
 
-    def codebook(self, dtype):
-        return F.normalize(self.embedding.weight.to(dtype), p=2, dim=-1)
+    def codebook(self, device, dtype):
+        return F.normalize(self.embedding.weight.to(device, dtype), p=2, dim=-1)
 
     def nearest(self, z):
         """z [B, C, H, W] -> code indices [B, H, W]: argmin distance after l2-normalising both sides."""
         b, c, h, w = z.shape
         zf = F.normalize(z.permute(0, 2, 3, 1).reshape(-1, c), p=2, dim=-1)
-        e = self.codebook(z.dtype)
+        e = self.codebook(z.device, z.dtype)
         d = zf.pow(2).sum(1, keepdim=True) + e.pow(2).sum(1) - 2 * zf @ e.t()
         return d.argmin(dim=1).view(b, h, w)
 
     def lookup(self, codes, dtype):
         """codes [B, H, W] -> normalised code vectors [B, C, H, W]."""
-        return self.codebook(dtype)[codes].permute(0, 3, 1, 2)
+        return self.codebook(codes.device, dtype)[codes].permute(0, 3, 1, 2)
 
 
 class VQModel(nn.Module):
