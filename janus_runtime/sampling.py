@@ -189,7 +189,7 @@ def check_tokens(model: JanusModel, tokens: torch.Tensor, name: str = "tokens") 
 def check_mask(mask: torch.Tensor, tokens: torch.Tensor, name: str = "mask") -> torch.Tensor:
     if not isinstance(mask, torch.Tensor):
         raise JanusError(f"{name} must be a boolean tensor shaped like the token grid {list(tokens.shape)}")
-    if mask.ndim == 2:
+    if mask.ndim == 2 and tuple(mask.shape) == tuple(tokens.shape[1:]):
         mask = mask.expand(tokens.shape[0], -1, -1)
     if tuple(mask.shape) != tuple(tokens.shape):
         raise JanusError(f"{name} has shape {list(mask.shape)} but the token grid is {list(tokens.shape)}; "
