@@ -10,6 +10,7 @@ at once and the KV cache is released, so the model stays reusable.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -20,6 +21,8 @@ import torch.nn.functional as F
 from .errors import JanusError
 from .model import JanusModel
 from .processing import IMAGE_TAG, pixels_from_pil
+
+log = logging.getLogger(__name__)
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
@@ -126,8 +129,36 @@ class _Session:
             mask = self.llama.attention_mask(slots, self.length)
         return self.llama(embeds, slots, positions, mask, kv_len=self.length)
 
-    def close(self):
-        self.llama.free_cache()
+    def compiled_extend(self):
+        """A static-shape one-token step compiled with CUDA graphs, or None where that is unavailable."""
+        if self.device.type != "cuda" or self.padded:
+            return None
+        step = _compiled_decode(self.llama)
+        slot = torch.tensor([self.length], device=self.device)
+
+        def extend(embeds):
+            hidden = step(embeds, slot, self.next_pos)
+            self.length += 1
+            slot.add_(1)  # in place: the graph reads these tensors' memory
+            self.next_pos.add_(1)
+            return hidden
+        return extend
+
+    def close(self, keep_cache: bool = False):
+        if not keep_cache:
+            self.llama.free_cache()
+
+
+def _compiled_decode(llama):
+    """torch.compile(mode="reduce-overhead") of one decode step over the whole static cache, cached on
+    the module so later generations of the same batch size reuse the captured graphs."""
+    if getattr(llama, "_compiled_decode", None) is None:
+        def step(x, slot, positions):
+            keys = torch.arange(llama.cache_length, device=x.device)
+            mask = (llama.key_valid & (keys <= slot))[:, None, None, :]
+            return llama(x, slot, positions, mask, kv_len=None)
+        llama._compiled_decode = torch.compile(step, mode="reduce-overhead", fullgraph=True)
+    return llama._compiled_decode
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -202,14 +233,16 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
                           cfg: float = 5.0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                           seed: int = 0, cfg_until: float = 1.0, init_tokens: torch.Tensor | None = None,
                           mask: torch.Tensor | None = None, callback: StepCallback | None = None,
-                          step_fn=None) -> torch.Tensor:
+                          compile: bool = False) -> torch.Tensor:
     """Sample image-token grids [n, 24, 24] (int64, on the LM's device) with classifier-free guidance.
 
     ``cfg``: guidance weight w in uncond + w (cond - uncond); ``cfg_until``: fraction of the steps that use
     guidance (after it, the conditional logits alone). ``temperature`` 0 means argmax; ``top_k`` 0 and
     ``top_p`` 1 disable those filters. ``init_tokens`` + ``mask`` (True = regenerate): tokens outside the
     mask are kept and teacher-forced; only masked positions are sampled. ``callback(step, total, tokens)``
-    runs after each step (tokens [n, steps done]); raising from it aborts.
+    runs after each step (tokens [n, steps done]); raising from it aborts. ``compile``: on CUDA, run the
+    decode step as a compiled CUDA graph (the KV cache then stays allocated for reuse; ``free_cache()`` on
+    the LM releases it); elsewhere, or if compilation fails, the eager step runs.
     """
     if isinstance(prompt, (list, tuple)) and n == 1:
         n = len(prompt)
@@ -238,6 +271,7 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
     device = session.device
     gens = make_generators(seed, n, device)
     tokens = torch.empty(n, total, dtype=torch.long, device=device)
+    completed = False
     guided_steps = int(round(cfg_until * total))
     try:
         embeds = lm.embed_text(batch.ids.to(device))
@@ -259,6 +293,7 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
             if callback:
                 callback(total - 1, total, tokens)
             return tokens.view(n, model.config.token_grid, -1)
+        extend = (session.compiled_extend() if compile else None) or session.extend
         for step in range(start, total):
             logits = lm.gen_head(hidden)
             cond, uncond = logits[:n], logits[n:]
@@ -271,10 +306,19 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
                 callback(step, total, tokens[:, :step + 1])
             if step + 1 < total:
                 x = lm.embed_image_codes(tok.repeat(2))[:, None]
-                hidden = (step_fn or session.extend)(x)[:, -1]
+                try:
+                    hidden = extend(x)[:, -1]
+                except Exception as e:  # compilation problems surface on the first calls
+                    if extend is session.extend:
+                        raise
+                    log.warning("compiled decode step failed (%s: %s); continuing eagerly", type(e).__name__, e)
+                    lm.language_model._compiled_decode = None
+                    extend = session.extend
+                    hidden = extend(x)[:, -1]
+        completed = True
         return tokens.view(n, model.config.token_grid, -1)
     finally:
-        session.close()
+        session.close(keep_cache=compile and completed)
 
 
 @torch.inference_mode()
