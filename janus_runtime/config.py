@@ -134,6 +134,22 @@ def _llama(d: dict, where: str) -> LlamaConfig:
     return LlamaConfig(**{k: v for k, v in d.items() if k in names and v is not None})
 
 
+def _vision(params: dict, names: dict) -> VisionConfig:
+    """VisionConfig from a layout's field ``names`` (width/layers/heads); absent fields keep the preset."""
+    preset = VisionConfig()
+    vision = VisionConfig(
+        image_size=params.get("image_size", preset.image_size),
+        patch_size=params.get("patch_size", preset.patch_size),
+        width=params.get(names["width"], preset.width),
+        layers=params.get(names["layers"], preset.layers),
+        heads=params.get(names["heads"], preset.heads),
+        mlp_ratio=params.get("mlp_ratio", preset.mlp_ratio))
+    # The official tower keeps blocks [0, select_layer) (positive) or drops -select_layer-1 from the end.
+    sel = params.get("select_layer", -1)
+    vision.layers = min(vision.layers, sel) if sel > 0 else min(vision.layers, vision.layers + sel + 1)
+    return vision
+
+
 def _official(cfg: dict, where: str) -> JanusConfig:
     if "vision_gen_enc_config" in cfg or "vision_und_enc_config" in cfg:
         raise UnsupportedModelError(
@@ -154,16 +170,7 @@ def _official(cfg: dict, where: str) -> JanusConfig:
             f"(expected CLIPVisionTower siglip_large_patch16_384). Supported: {SUPPORTED}.")
     if vp.get("select_feature", "same") != "same":
         raise UnsupportedModelError(f"{where}: select_feature {vp['select_feature']!r} is not supported")
-    vision = VisionConfig(
-        image_size=vp.get("image_size", 384),
-        patch_size=vp.get("patch_size", 16),
-        width=vp.get("width", 1024),
-        layers=vp.get("layers", 24),
-        heads=vp.get("heads", 16),
-        mlp_ratio=vp.get("mlp_ratio", 4.0))
-    # The official tower keeps blocks [0, select_layer) (positive) or drops -select_layer-1 from the end.
-    sel = vp.get("select_layer", -1)
-    vision.layers = min(vision.layers, sel) if sel > 0 else min(vision.layers, vision.layers + sel + 1)
+    vision = _vision(vp, {"width": "width", "layers": "layers", "heads": "heads"})
 
     def mlp(name: str) -> MlpConfig:
         sec = cfg[name]
@@ -207,15 +214,7 @@ def _hf(cfg: dict, where: str) -> JanusConfig:
     n = language.hidden_size
     if vc.get("use_qk_norm"):
         raise UnsupportedModelError(f"{where}: vision_config.use_qk_norm is not supported")
-    vision = VisionConfig(
-        image_size=vc.get("image_size", 384),
-        patch_size=vc.get("patch_size", 16),
-        width=vc.get("hidden_size", 1024),
-        layers=vc.get("num_hidden_layers", 24),
-        heads=vc.get("num_attention_heads", 16),
-        mlp_ratio=vc.get("mlp_ratio", 4.0))
-    sel = vc.get("select_layer", -1)
-    vision.layers = min(vision.layers, sel) if sel > 0 else min(vision.layers, vision.layers + sel + 1)
+    vision = _vision(vc, {"width": "hidden_size", "layers": "num_hidden_layers", "heads": "num_attention_heads"})
     mult = tuple(qc.get("channel_multiplier", (1, 1, 2, 2, 4)))
     vq = VQConfig(
         codebook_size=qc.get("num_embeddings", 16384),

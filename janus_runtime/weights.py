@@ -50,49 +50,79 @@ def official_to_internal(key: str) -> tuple[str, str]:
 # ------------------------------------------------------------------------------------------------------------
 # transformers-native ("deepseek-community") layout -> official layout
 
-_HF_RENAMES = [
-    (r"^lm_head\.", "language_model.lm_head."),
-    (r"^model\.language_model\.", "language_model.model."),
-    (r"^model\.vision_model\.embeddings\.patch_embedding\.", "vision_model.vision_tower.patch_embed.proj."),
-    (r"^model\.vision_model\.encoder\.layers\.(\d+)\.layer_norm([12])\.", r"vision_model.vision_tower.blocks.\1.norm\2."),
-    (r"^model\.vision_model\.encoder\.layers\.(\d+)\.mlp\.", r"vision_model.vision_tower.blocks.\1.mlp."),
-    (r"^model\.vision_model\.encoder\.layers\.(\d+)\.self_attn\.projection_layer\.",
-     r"vision_model.vision_tower.blocks.\1.attn.proj."),
-    (r"^model\.vision_model\.post_layernorm\.", "vision_model.vision_tower.norm."),
-    (r"^model\.aligner\.fc1\.", "aligner.layers.0."),
-    (r"^model\.aligner\.hidden_layers\.(\d+)\.", lambda m: f"aligner.layers.{2 * int(m[1]) + 2}."),
-    (r"^model\.generation_aligner\.fc1\.", "gen_aligner.layers.0."),
-    (r"^model\.generation_aligner\.hidden_layers\.(\d+)\.", lambda m: f"gen_aligner.layers.{2 * int(m[1]) + 2}."),
-    (r"^model\.generation_embeddings\.", "gen_embed."),
-    (r"^model\.generation_head\.proj_out\.", "gen_head.output_mlp_projector."),
-    (r"^model\.generation_head\.vision_head\.", "gen_head.vision_head."),
-    (r"^model\.vqmodel\.", "gen_vision_model."),
+# (official, transformers-native) key pieces, SPEC §6.2. "{n}" is a block/level number kept as is; "{h}" is an
+# MLP projector's hidden layer: official Sequential index 2h+2 (GELUs sit between) <-> transformers index h.
+_PREFIXES = [
+    ("language_model.lm_head.", "lm_head."),
+    ("language_model.model.", "model.language_model."),
+    ("vision_model.vision_tower.patch_embed.proj.", "model.vision_model.embeddings.patch_embedding."),
+    ("vision_model.vision_tower.blocks.{n}.norm1.", "model.vision_model.encoder.layers.{n}.layer_norm1."),
+    ("vision_model.vision_tower.blocks.{n}.norm2.", "model.vision_model.encoder.layers.{n}.layer_norm2."),
+    ("vision_model.vision_tower.blocks.{n}.mlp.", "model.vision_model.encoder.layers.{n}.mlp."),
+    ("vision_model.vision_tower.blocks.{n}.attn.proj.",
+     "model.vision_model.encoder.layers.{n}.self_attn.projection_layer."),
+    ("vision_model.vision_tower.norm.", "model.vision_model.post_layernorm."),
+    ("aligner.layers.0.", "model.aligner.fc1."),
+    ("aligner.layers.{h}.", "model.aligner.hidden_layers.{h}."),
+    ("gen_aligner.layers.0.", "model.generation_aligner.fc1."),
+    ("gen_aligner.layers.{h}.", "model.generation_aligner.hidden_layers.{h}."),
+    ("gen_embed.", "model.generation_embeddings."),
+    ("gen_head.output_mlp_projector.", "model.generation_head.proj_out."),
+    ("gen_head.vision_head.", "model.generation_head.vision_head."),
+    ("gen_vision_model.", "model.vqmodel."),
 ]
-_HF_VQ_RENAMES = [
-    (r"\.encoder\.down\.(\d+)\.", r".encoder.conv_blocks.\1."),
-    (r"\.decoder\.up\.(\d+)\.", r".decoder.conv_blocks.\1."),
-    (r"(\.conv_blocks\.\d+)\.block\.(\d+)\.", r"\1.res.\2."),
-    (r"\.mid\.block_1\.", ".mid.0."),
-    (r"\.mid\.attn_1\.", ".mid.1."),
-    (r"\.mid\.block_2\.", ".mid.2."),
+_VQ_PIECES = [  # inside the VQ model, applied in turn
+    (".encoder.conv_blocks.{n}.", ".encoder.down.{n}."),
+    (".decoder.conv_blocks.{n}.", ".decoder.up.{n}."),
+    (".res.{n}.", ".block.{n}."),
+    (".mid.0.", ".mid.block_1."),
+    (".mid.1.", ".mid.attn_1."),
+    (".mid.2.", ".mid.block_2."),
 ]
 _HF_QKV = re.compile(r"^model\.vision_model\.encoder\.layers\.(\d+)\.self_attn\.([qkv])_proj\.(weight|bias)$")
 _HF_POS = "model.vision_model.embeddings.position_embedding.weight"
+
+
+def _rules(pairs, to_hf: bool, anchored: bool):
+    """Compile (official, hf) templates into (regex, replacement function) for one direction."""
+    rules = []
+    for official, hf in pairs:
+        src, dst = (official, hf) if to_hf else (hf, official)
+        pattern = re.escape(src).replace(r"\{n\}", r"(\d+)").replace(r"\{h\}", r"(\d+)")
+
+        def replace(m, dst=dst, hidden="{h}" in src):
+            if not m.groups():
+                return dst
+            v = int(m[1])
+            if hidden:
+                v = (v - 2) // 2 if to_hf else 2 * v + 2
+            return dst.replace("{n}", str(v)).replace("{h}", str(v))
+        rules.append((re.compile(("^" if anchored else "") + pattern), replace))
+    return rules
+
+
+_TO_OFFICIAL = (_rules(_PREFIXES, False, True), _rules(_VQ_PIECES, False, False), "gen_vision_model.")
+_TO_HF = (_rules(_PREFIXES, True, True), _rules(_VQ_PIECES, True, False), "model.vqmodel.")
+
+
+def _rename(key: str, direction) -> str:
+    prefix_rules, vq_rules, vq_prefix = direction
+    for pattern, replace in prefix_rules:
+        new, n = pattern.subn(replace, key, count=1)
+        if n:
+            key = new
+            break
+    if key.startswith(vq_prefix):
+        for pattern, replace in vq_rules:
+            key = pattern.sub(replace, key)
+    return key
 
 
 def hf_key_to_official(key: str) -> str | None:
     """Rename one HF-native key; None for keys with no official counterpart (q/k/v parts, pos embed)."""
     if _HF_QKV.match(key) or key == _HF_POS:
         return None
-    for pat, rep in _HF_RENAMES:
-        new, n = re.subn(pat, rep, key)
-        if n:
-            key = new
-            break
-    if key.startswith("gen_vision_model."):
-        for pat, rep in _HF_VQ_RENAMES:
-            key = re.sub(pat, rep, key)
-    return key
+    return _rename(key, _TO_OFFICIAL)
 
 
 @dataclass
@@ -120,7 +150,7 @@ def official_recipes(file_keys, layout: str) -> tuple[dict, list]:
         if new == k:  # no rename rule fired: not an HF-native Janus key
             unknown.append(k)
         else:
-            recipes[new] = Recipe([new_src for new_src in [k]])
+            recipes[new] = Recipe([k])
     for (layer, kind), parts in qkv.items():
         official = f"vision_model.vision_tower.blocks.{layer}.attn.qkv.{kind}"
         if set(parts) != set("qkv"):
@@ -201,6 +231,9 @@ class CheckpointReader:
 
     def keys(self):
         return list(self._where)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._where
 
     def get(self, key: str) -> torch.Tensor:
         h, path = self._where[key]
@@ -288,7 +321,7 @@ def load_state_dicts(folder: Path, layout: str, modules: dict, device, dtype_for
     pending = {}  # fused module keys waiting for their other parts
     for official, (shape, comp, name, part) in expected.items():
         rec = recipes[official]
-        missing_src = [s for s in rec.sources if s not in reader._where]
+        missing_src = [s for s in rec.sources if s not in reader]
         if missing_src:
             raise ModelFilesError(f"{folder}: missing tensors {_fmt(missing_src)} (needed for {official}).")
         parts = [reader.get(s) for s in rec.sources]
@@ -316,32 +349,6 @@ def load_state_dicts(folder: Path, layout: str, modules: dict, device, dtype_for
 # ------------------------------------------------------------------------------------------------------------
 # official layout -> transformers-native layout (for make-tiny --layout hf and the layout tests)
 
-_TO_HF = [
-    (r"^language_model\.lm_head\.", "lm_head."),
-    (r"^language_model\.model\.", "model.language_model."),
-    (r"^vision_model\.vision_tower\.patch_embed\.proj\.", "model.vision_model.embeddings.patch_embedding."),
-    (r"^vision_model\.vision_tower\.blocks\.(\d+)\.norm([12])\.", r"model.vision_model.encoder.layers.\1.layer_norm\2."),
-    (r"^vision_model\.vision_tower\.blocks\.(\d+)\.mlp\.", r"model.vision_model.encoder.layers.\1.mlp."),
-    (r"^vision_model\.vision_tower\.blocks\.(\d+)\.attn\.proj\.",
-     r"model.vision_model.encoder.layers.\1.self_attn.projection_layer."),
-    (r"^vision_model\.vision_tower\.norm\.", "model.vision_model.post_layernorm."),
-    (r"^aligner\.layers\.0\.", "model.aligner.fc1."),
-    (r"^aligner\.layers\.(\d+)\.", lambda m: f"model.aligner.hidden_layers.{(int(m[1]) - 2) // 2}."),
-    (r"^gen_aligner\.layers\.0\.", "model.generation_aligner.fc1."),
-    (r"^gen_aligner\.layers\.(\d+)\.", lambda m: f"model.generation_aligner.hidden_layers.{(int(m[1]) - 2) // 2}."),
-    (r"^gen_embed\.", "model.generation_embeddings."),
-    (r"^gen_head\.output_mlp_projector\.", "model.generation_head.proj_out."),
-    (r"^gen_head\.vision_head\.", "model.generation_head.vision_head."),
-    (r"^gen_vision_model\.", "model.vqmodel."),
-]
-_TO_HF_VQ = [
-    (r"\.encoder\.conv_blocks\.(\d+)\.", r".encoder.down.\1."),
-    (r"\.decoder\.conv_blocks\.(\d+)\.", r".decoder.up.\1."),
-    (r"\.(down|up)\.(\d+)\.res\.(\d+)\.", r".\1.\2.block.\3."),
-    (r"\.mid\.0\.", ".mid.block_1."),
-    (r"\.mid\.1\.", ".mid.attn_1."),
-    (r"\.mid\.2\.", ".mid.block_2."),
-]
 _QKV = re.compile(r"^vision_model\.vision_tower\.blocks\.(\d+)\.attn\.qkv\.(weight|bias)$")
 
 
@@ -359,13 +366,5 @@ def official_to_hf_state_dict(sd: dict) -> dict:
         if key == "vision_model.vision_tower.pos_embed":
             out[_HF_POS] = t[0].contiguous()
             continue
-        for pat, rep in _TO_HF:
-            new, n = re.subn(pat, rep, key)
-            if n:
-                key = new
-                break
-        if key.startswith("model.vqmodel."):
-            for pat, rep in _TO_HF_VQ:
-                key = re.sub(pat, rep, key)
-        out[key] = t
+        out[_rename(key, _TO_HF)] = t
     return out
