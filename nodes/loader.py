@@ -1,0 +1,149 @@
+"""Janus Model Loader: model folders under models/janus (and extra_model_paths.yaml), or a known Hugging Face
+repository downloaded there on first use; components handed to ComfyUI's memory manager."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+from janus_runtime import JanusError, load_model
+from janus_runtime.hub import KNOWN_REPOS, download
+
+from .memory import LM, VISION, VQ, JanusHandle
+from .tokens import codebook_fingerprint
+
+log = logging.getLogger(__name__)
+FOLDER_KEY = "janus"
+DTYPES = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+STORAGE = {"same as compute": None, "fp8_e4m3fn": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+
+
+def register_folder():
+    import folder_paths
+    folder_paths.add_model_folder_path(FOLDER_KEY, os.path.join(folder_paths.models_dir, FOLDER_KEY))
+
+
+def janus_roots() -> list[Path]:
+    import folder_paths
+    return [Path(p) for p in folder_paths.get_folder_paths(FOLDER_KEY)]
+
+
+def repo_folder_name(repo_id: str) -> str:
+    """deepseek-ai/Janus-Pro-1B -> Janus-Pro-1B; deepseek-community/Janus-Pro-1B -> Janus-Pro-1B-hf."""
+    owner, name = repo_id.split("/")
+    return name + ("-hf" if owner == "deepseek-community" else "")
+
+
+def local_models() -> list[str]:
+    """Folders (one level deep, or two for org/name layouts) holding a config.json, relative to their root."""
+    found = []
+    for root in janus_roots():
+        if not root.is_dir():
+            continue
+        for config in sorted(root.glob("*/config.json")) + sorted(root.glob("*/*/config.json")):
+            rel = config.parent.relative_to(root).as_posix()
+            if rel not in found:
+                found.append(rel)
+    return found
+
+
+def model_choices() -> list[str]:
+    local = local_models()
+    remote = [r for r in KNOWN_REPOS if repo_folder_name(r) not in local]
+    return local + remote
+
+
+def resolve_model_folder(name: str) -> Path:
+    """The folder for a dropdown value: a local model folder inside a janus root, or a download target."""
+    roots = janus_roots()
+    if not roots:
+        raise JanusError("model: no models/janus folder is registered; restart ComfyUI after installing the pack.")
+    if name in KNOWN_REPOS:
+        for root in roots:
+            candidate = root / repo_folder_name(name)
+            if (candidate / "config.json").is_file():
+                return candidate
+        target = roots[0] / repo_folder_name(name)
+        return download(name, target)
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts:
+        raise JanusError(f"model {name!r}: only folders inside {', '.join(map(str, roots))} can be loaded. "
+                         f"Move or link the model folder there (or add its parent as 'janus:' in "
+                         f"extra_model_paths.yaml).")
+    for root in roots:
+        candidate = (root / rel).resolve()
+        if root.resolve() in candidate.parents and (candidate / "config.json").is_file():
+            return candidate
+    raise JanusError(f"model {name!r}: no such model folder in {', '.join(map(str, roots))}. Put the whole model "
+                     f"repository there as a folder (config.json, tokenizer files and weights), or pick a "
+                     f"Hugging Face name from the list to download it.")
+
+
+def pick_dtype(choice: str, device) -> torch.dtype:
+    import comfy.model_management as mm
+    if DTYPES.get(choice) is not None:
+        return DTYPES[choice]
+    if choice != "auto":
+        raise JanusError(f"dtype: {choice!r} is not one of {', '.join(DTYPES)}")
+    if mm.should_use_bf16(device):
+        return torch.bfloat16
+    if mm.should_use_fp16(device):
+        return torch.float16
+    return torch.float32
+
+
+class JanusModelLoader:
+    DESCRIPTION = ("Loads a Janus / Janus-Pro model (understanding and image generation) and hands it to "
+                   "ComfyUI's memory manager. Local folders come from models/janus; Hugging Face names "
+                   "download there on first use.")
+    CATEGORY = "Janus"
+    FUNCTION = "load"
+    RETURN_TYPES = ("JANUS_MODEL",)
+    RETURN_NAMES = ("janus_model",)
+    OUTPUT_TOOLTIPS = ("The loaded model: connect it to the Janus understanding, generation and VQ nodes.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        choices = model_choices()
+        return {"required": {
+            "model": (choices, {"default": choices[0] if choices else None, "tooltip":
+                      "A model folder in models/janus, or a Hugging Face repository to download there "
+                      "(Janus-Pro-1B ~4 GB, Janus-Pro-7B ~15 GB)."}),
+            "dtype": (list(DTYPES), {"default": "auto", "tooltip":
+                      "Compute precision. auto: bf16 where the GPU supports it, else fp16, fp32 on CPU."}),
+            "weight_storage": (list(STORAGE), {"default": "same as compute", "tooltip":
+                               "Store the language model's layer weights in fp8 (about half the memory, "
+                               "upcast one layer at a time) for Janus-Pro-7B on GPUs under 16 GB."}),
+        }}
+
+    def load(self, model, dtype, weight_storage):
+        import comfy.model_management as mm
+        import comfy.model_patcher
+        import comfy.ops
+        if weight_storage not in STORAGE:
+            raise JanusError(f"weight_storage: {weight_storage!r} is not one of {', '.join(STORAGE)}")
+        storage = STORAGE[weight_storage]
+        storage_dtype = getattr(torch, storage, None) if storage else None
+        if storage and storage_dtype is None:
+            raise JanusError(f"weight_storage: this torch ({torch.__version__}) has no {storage}; "
+                             f"choose 'same as compute'.")
+        folder = resolve_model_folder(model)
+        load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
+        compute = pick_dtype(dtype, load_device)
+        jm = load_model(folder, device=offload_device, dtype=compute, ops=comfy.ops.manual_cast,
+                        weight_dtype=storage_dtype)
+        patcher_cls = getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
+        patchers = {c: patcher_cls(getattr(jm, c), load_device=load_device, offload_device=offload_device)
+                    for c in (LM, VISION, VQ)}
+        handle = JanusHandle(model=jm, patchers=patchers, name=model, storage=weight_storage,
+                             codebook_id=codebook_fingerprint(jm.vq.quantize.embedding.weight))
+        lang = jm.config.language
+        summary = (f"{model}: {lang.num_hidden_layers} layers x {lang.hidden_size}, compute "
+                   f"{str(compute).replace('torch.', '')}, weights {weight_storage}, on {load_device}")
+        handle.info = {"model": model, "dtype": str(compute).replace("torch.", ""), "weight_storage": weight_storage,
+                       "device": str(load_device), "layout": jm.config.layout}
+        log.info("Janus: loaded %s", summary)
+        return {"ui": {"text": [summary]}, "result": (handle,)}
