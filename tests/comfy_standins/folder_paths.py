@@ -1,0 +1,15 @@
+"""Stand-in for ComfyUI's folder_paths: model folder registry under ``models_dir``."""
+import os
+
+models_dir = os.path.join(os.getcwd(), "models")
+folder_names_and_paths: dict = {}
+
+
+def add_model_folder_path(folder_name, full_folder_path, is_default=False):
+    paths, exts = folder_names_and_paths.setdefault(folder_name, ([], set()))
+    if full_folder_path not in paths:
+        paths.insert(0, full_folder_path) if is_default else paths.append(full_folder_path)
+
+
+def get_folder_paths(folder_name):
+    return list(folder_names_and_paths.get(folder_name, ([], set()))[0])

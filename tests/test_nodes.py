@@ -1,0 +1,275 @@
+"""The ComfyUI nodes, run through their declared inputs on tiny checkpoints.
+
+Inside a real ComfyUI the real host modules are used; otherwise the small stand-ins in comfy_standins/
+provide the host entry points (folder registry, memory manager, progress bar, manual_cast ops, server).
+"""
+
+import importlib.util
+import shutil
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+
+if importlib.util.find_spec("comfy") is None:
+    sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
+
+import comfy.model_management as mm  # noqa: E402
+import comfy.utils  # noqa: E402
+import folder_paths  # noqa: E402
+
+from janus_runtime import JanusError  # noqa: E402
+from janus_runtime.tiny import make_tiny  # noqa: E402
+
+WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
+
+
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory):
+    """The nodes package with a models folder holding two tiny checkpoints (different VQ codebooks)."""
+    models = tmp_path_factory.mktemp("comfy") / "models"
+    make_tiny(models / "janus" / "Janus-Tiny", seed=0)
+    make_tiny(models / "janus" / "Janus-Tiny-B", layout="hf", seed=1)
+    folder_paths.models_dir = str(models)
+    # pytest imports the pack's own __init__.py (it registers models/janus under the working directory);
+    # start from a registry holding only this test's folder
+    folder_paths.folder_names_and_paths.pop("janus", None)
+    from nodes import NODE_CLASS_MAPPINGS, register_folder
+    register_folder()
+    return NODE_CLASS_MAPPINGS
+
+
+def call(cls, **given):
+    """Run a node's FUNCTION with ``given`` plus the declared defaults of every other widget input."""
+    spec = cls.INPUT_TYPES()
+    kwargs = {}
+    for section in ("required", "optional"):
+        for name, (kind, opts) in spec.get(section, {}).items():
+            if name in given:
+                kwargs[name] = given[name]
+            elif isinstance(kind, list):
+                kwargs[name] = opts.get("default", kind[0])
+            elif kind in WIDGETS:
+                kwargs[name] = opts["default"]
+            elif section == "required":
+                raise AssertionError(f"{cls.__name__}: required input {name} ({kind}) not given")
+    for name in spec.get("hidden", {}):
+        if name in given:
+            kwargs[name] = given[name]
+    assert set(given) <= set(kwargs), f"{cls.__name__} has no input(s) {set(given) - set(kwargs)}"
+    out = getattr(cls(), cls.FUNCTION)(**kwargs)
+    result = out["result"] if isinstance(out, dict) else out
+    assert isinstance(result, tuple) and len(result) == len(cls.RETURN_TYPES)
+    for value, kind, is_list in zip(result, cls.RETURN_TYPES, getattr(cls, "OUTPUT_IS_LIST", (False,) * 9)):
+        check_type(value[0] if is_list else value, kind)
+    return out
+
+
+def check_type(value, kind):
+    from nodes.memory import JanusHandle
+    from nodes.tokens import JanusTokens
+    expected = {"JANUS_MODEL": JanusHandle, "JANUS_TOKENS": JanusTokens, "IMAGE": torch.Tensor, "STRING": str,
+                "LATENT": dict}[kind]
+    assert isinstance(value, expected), (kind, type(value))
+
+
+def result(out):
+    return out["result"] if isinstance(out, dict) else out
+
+
+@pytest.fixture(scope="module")
+def handle(pack):
+    return result(call(pack["JanusModelLoader"], model="Janus-Tiny"))[0]
+
+
+@pytest.fixture(scope="module")
+def generated(pack, handle):
+    return result(call(pack["JanusGenerate"], janus_model=handle, prompt="a red circle", batch_size=2, seed=3,
+                       preview_every=96))[0]
+
+
+def test_input_types_are_well_formed(pack):
+    for name, cls in pack.items():
+        spec = cls.INPUT_TYPES()
+        assert cls.CATEGORY == "Janus" and cls.DESCRIPTION and hasattr(cls, cls.FUNCTION), name
+        assert len(cls.RETURN_TYPES) == len(cls.RETURN_NAMES) == len(cls.OUTPUT_TOOLTIPS), name
+        for section in ("required", "optional"):
+            for inp, entry in spec.get(section, {}).items():
+                assert isinstance(entry, tuple) and len(entry) == 2, (name, inp)
+                kind, opts = entry
+                assert isinstance(kind, (str, list)) and opts.get("tooltip"), (name, inp)
+                if isinstance(kind, list):
+                    assert kind and opts.get("default", kind[0]) in kind, (name, inp)
+                elif kind in WIDGETS:
+                    assert "default" in opts, (name, inp)
+                    if kind in ("INT", "FLOAT"):
+                        assert opts["min"] <= opts["default"] <= opts["max"], (name, inp)
+                else:
+                    assert kind.isupper(), (name, inp)  # a link type
+
+
+def test_loader_lists_folders_and_known_repos(pack, tmp_path):
+    choices = pack["JanusModelLoader"].INPUT_TYPES()["required"]["model"][0]
+    assert choices[:2] == ["Janus-Tiny", "Janus-Tiny-B"]
+    assert "deepseek-ai/Janus-Pro-7B" in choices
+    extra = tmp_path / "elsewhere"
+    make_tiny(extra / "Janus-Extra")
+    folder_paths.add_model_folder_path("janus", str(extra))  # what extra_model_paths.yaml does
+    try:
+        assert "Janus-Extra" in pack["JanusModelLoader"].INPUT_TYPES()["required"]["model"][0]
+        loaded = result(call(pack["JanusModelLoader"], model="Janus-Extra"))[0]
+        assert loaded.model.config.layout == "official"
+    finally:
+        folder_paths.folder_names_and_paths["janus"][0].remove(str(extra))
+
+
+@pytest.mark.parametrize("name", ["../Janus-Tiny", "/etc", "Janus-Tiny/../../models"])
+def test_loader_rejects_paths_outside_the_models_folders(pack, name):
+    with pytest.raises(JanusError, match="only folders inside"):
+        call(pack["JanusModelLoader"], model=name)
+
+
+def test_loader_reports_missing_files(pack):
+    root = folder_paths.get_folder_paths("janus")[0]
+    broken = f"{root}/Janus-Broken"
+    shutil.copytree(f"{root}/Janus-Tiny", broken)
+    (__import__("pathlib").Path(broken) / "model.safetensors").unlink()
+    try:
+        with pytest.raises(JanusError, match=r"no weights found.*Download the model's weight files"):
+            call(pack["JanusModelLoader"], model="Janus-Broken")
+    finally:
+        shutil.rmtree(broken)
+    with pytest.raises(JanusError, match="no such model folder"):
+        call(pack["JanusModelLoader"], model="Janus-Nowhere")
+
+
+def test_loader_hands_components_to_the_memory_manager(handle):
+    assert set(handle.patchers) == {"lm", "vision", "vq"}
+    for name, patcher in handle.patchers.items():
+        assert patcher.model is getattr(handle.model, name)
+        assert patcher.load_device == mm.get_torch_device() and patcher.offload_device == mm.unet_offload_device()
+    linear = handle.model.lm.language_model.model.layers[0].mlp.down_proj
+    assert getattr(linear, "comfy_cast_weights", False)  # built from comfy.ops, so ComfyUI can stream it
+
+
+def test_generate_decode_gives_images(pack, handle, generated):
+    mm.load_calls.clear()
+    image = result(call(pack["JanusVQDecode"], janus_model=handle, tokens=generated))[0]
+    assert image.shape == (2, 384, 384, 3) and image.dtype == torch.float32
+    assert 0 <= float(image.min()) and float(image.max()) <= 1 and float(image.std()) > 0
+    (patchers, required), = mm.load_calls
+    assert patchers == [handle.patchers["vq"]] and required > 0
+    assert generated.tokens.shape == (2, 24, 24) and generated.codebook_id == handle.codebook_id
+
+
+def test_generate_reports_progress_with_previews_and_loads_first(pack, handle):
+    comfy.utils.updates.clear()
+    mm.load_calls.clear()
+    call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=1, preview_every=96, node_id="7")
+    assert [u[1] for u in comfy.utils.updates] == list(range(1, 577))
+    assert {u[0] for u in comfy.utils.updates} == {"7"}
+    assert [u[1] for u in comfy.utils.updates if u[3]] == [96, 192, 288, 384, 480, 576]
+    (patchers, required), = mm.load_calls
+    assert handle.patchers["lm"] in patchers and required > 0
+
+
+def test_cancel_mid_generation_leaves_the_model_usable(pack, handle):
+    fresh = result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=9, preview_every=0))[0]
+    original = comfy.utils.ProgressBar.update_absolute
+
+    def cancel_at_step_50(self, value, total=None, preview=None):
+        if value == 50:
+            mm.interrupt_current_processing()
+        original(self, value, total, preview)
+    comfy.utils.ProgressBar.update_absolute = cancel_at_step_50
+    try:
+        with pytest.raises(mm.InterruptProcessingException):
+            call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=9, preview_every=0)
+    finally:
+        comfy.utils.ProgressBar.update_absolute = original
+    assert handle.model.lm.language_model.key_valid is None  # KV cache released
+    again = result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=9, preview_every=0))[0]
+    assert torch.equal(again.tokens, fresh.tokens)
+
+
+def test_regenerate_masked_keeps_unmasked_tokens(pack, handle, generated):
+    mask = torch.zeros(1, 384, 384)
+    mask[:, 192:, :] = 1.0  # bottom half
+    mask[:, 0:8, 0:8] = 1.0  # a quarter of token (0, 0): below the 0.5 threshold, kept
+    out = result(call(pack["JanusRegenerateMasked"], janus_model=handle, tokens=generated, mask=mask,
+                      prompt="a blue square", seed=5))[0]
+    assert torch.equal(out.tokens[:, :12], generated.tokens[:, :12])
+    assert not torch.equal(out.tokens[:, 12:], generated.tokens[:, 12:])
+
+
+def test_latent_round_trip_and_core_style_composite(pack, handle, generated):
+    latent = result(call(pack["JanusTokensToLatent"], janus_model=handle, tokens=generated))[0]
+    assert latent["samples"].shape == (2, 8, 24, 24)
+    back = result(call(pack["JanusLatentToTokens"], janus_model=handle, latent=latent))[0]
+    assert torch.equal(back.tokens, generated.tokens)
+    # what core LatentComposite / LatentFromBatch do: move vectors around, then snap back
+    mixed = latent["samples"].clone()
+    mixed[0, :, :, 12:] = latent["samples"][1, :, :, 12:]
+    snapped = result(call(pack["JanusLatentToTokens"], janus_model=handle, latent={"samples": mixed}))[0]
+    assert torch.equal(snapped.tokens[0, :, 12:], generated.tokens[1, :, 12:])
+    with pytest.raises(JanusError, match=r"latent: expected Janus token vectors \[B, 8, 24, 24\].*\[1, 4, 64, 64\]"):
+        call(pack["JanusLatentToTokens"], janus_model=handle, latent={"samples": torch.zeros(1, 4, 64, 64)})
+
+
+def test_vq_encode_then_decode(pack, handle):
+    image = torch.rand(2, 300, 500, 3)
+    tokens = result(call(pack["JanusVQEncode"], janus_model=handle, image=image))[0]
+    assert tokens.tokens.shape == (2, 24, 24)
+    cropped = result(call(pack["JanusVQEncode"], janus_model=handle, image=image, fit="crop"))[0]
+    assert not torch.equal(cropped.tokens, tokens.tokens)
+    assert result(call(pack["JanusVQDecode"], janus_model=handle, tokens=tokens))[0].shape == (2, 384, 384, 3)
+
+
+def test_understand_one_answer_per_image_or_one_for_all(pack, handle):
+    from server import PromptServer
+    images = torch.rand(2, 384, 384, 3)
+    PromptServer.instance.texts.clear()
+    out = call(pack["JanusUnderstand"], janus_model=handle, image=images, question="What is this?",
+               max_new_tokens=6, node_id="3")
+    answers = out["result"][0]
+    assert len(answers) == 2 and out["ui"]["text"] == answers
+    assert PromptServer.instance.texts and PromptServer.instance.texts[-1] == ("3", "\n\n".join(answers))
+    together = result(call(pack["JanusUnderstand"], janus_model=handle, image=images, question="Compare them.",
+                           images_in_one_prompt=True, max_new_tokens=6))[0]
+    assert len(together) == 1
+    text_only = result(call(pack["JanusUnderstand"], janus_model=handle, question="Hello?", max_new_tokens=4))[0]
+    assert len(text_only) == 1
+
+
+def test_score_keeps_the_best(pack, handle, generated):
+    out = call(pack["JanusScore"], janus_model=handle, tokens=generated, prompt="a red circle", keep=1)
+    best, report = out["result"]
+    assert best.tokens.shape == (1, 24, 24) and report.count("<- kept") == 1
+
+
+def test_tokens_from_another_codebook_are_refused(pack, handle, generated):
+    other = result(call(pack["JanusModelLoader"], model="Janus-Tiny-B"))[0]
+    assert other.codebook_id != handle.codebook_id
+    with pytest.raises(JanusError, match="tokens: these tokens come from a different VQ codebook"):
+        call(pack["JanusVQDecode"], janus_model=other, tokens=generated)
+
+
+@pytest.mark.parametrize("mask, match", [
+    (torch.ones(1, 384, 512), r"mask is 512x384 pixels but Janus images are square"),
+    (torch.ones(1, 100, 100), r"does not split into the 24x24 token grid"),
+    (torch.ones(3, 384, 384), r"mask has 3 masks for 2 token grids"),
+])
+def test_bad_masks(pack, handle, generated, mask, match):
+    with pytest.raises(JanusError, match=match):
+        call(pack["JanusRegenerateMasked"], janus_model=handle, tokens=generated, mask=mask, prompt="x")
+
+
+def test_empty_prompt_and_zero_batch(pack, handle):
+    with pytest.raises(JanusError, match="prompt is empty"):
+        call(pack["JanusGenerate"], janus_model=handle, prompt="   ")
+    with pytest.raises(JanusError, match="batch_size must be at least 1"):
+        call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", batch_size=0)
+    with pytest.raises(JanusError, match="question is empty"):
+        call(pack["JanusUnderstand"], janus_model=handle, question="")
