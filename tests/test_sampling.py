@@ -112,6 +112,16 @@ def test_partial_regeneration_keeps_unmasked_tokens(tiny_model, base):
     assert bool((out[:, mask] != base[:, mask]).any())
 
 
+def test_regenerating_the_tail_with_the_same_seed_reproduces_the_original(tiny_model, base):
+    """The kept prefix is teacher-forced at the right positions and the generators skip its draws."""
+    mask = torch.zeros(24, 24, dtype=torch.bool)
+    mask[10:] = True
+    again = generate_image_tokens(tiny_model, PROMPT, n=4, seed=7, init_tokens=base, mask=mask)
+    assert torch.equal(again, base)
+    mask[3, 4] = True  # a masked token before the tail: sampled in the loop, prefix shorter
+    assert torch.equal(generate_image_tokens(tiny_model, PROMPT, n=4, seed=7, init_tokens=base, mask=mask), base)
+
+
 def test_partial_regeneration_of_nothing_returns_the_input(tiny_model, base):
     mask = torch.zeros(4, 24, 24, dtype=torch.bool)
     assert torch.equal(generate_image_tokens(tiny_model, PROMPT, n=4, init_tokens=base, mask=mask), base)
