@@ -51,9 +51,10 @@ def local_models() -> list[str]:
 
 
 def model_choices() -> list[str]:
+    """Local folders, then every known repository (always listed, so saved workflows stay valid after the
+    download; a downloaded repository loads from its local folder)."""
     local = local_models()
-    remote = [r for r in KNOWN_REPOS if repo_folder_name(r) not in local]
-    return local + remote
+    return local + [r for r in KNOWN_REPOS if r not in local]
 
 
 def resolve_model_folder(name: str) -> Path:

@@ -47,8 +47,9 @@ class JanusTokens:
 def mask_to_grid(mask: torch.Tensor, batch: int, grid: int, threshold: float, input_name: str = "mask"):
     """A ComfyUI MASK ([H, W] or [B, H, W], 1 = edit) -> bool [batch, grid, grid].
 
-    Each token covers a square cell of the (square) image; it is regenerated when the masked share of its
-    cell is at least ``threshold`` (0 = any masked pixel).
+    Each token covers a square cell of the (square) mask, whatever its resolution (a 384x384 mask gives 16x16
+    pixel cells); it is regenerated when the masked share of its cell is at least ``threshold`` (0 = any
+    masked pixel).
     """
     if mask.ndim == 2:
         mask = mask[None]
@@ -58,9 +59,6 @@ def mask_to_grid(mask: torch.Tensor, batch: int, grid: int, threshold: float, in
     if h != w:
         raise JanusError(f"{input_name} is {w}x{h} pixels but Janus images are square ({grid * 16}x{grid * 16}); "
                          f"use a square mask of the same size as the encoded image (e.g. from that image).")
-    if h % grid:
-        raise JanusError(f"{input_name} is {w}x{h} pixels, which does not split into the {grid}x{grid} token grid; "
-                         f"use a mask of {grid * 16}x{grid * 16} pixels (or any multiple of {grid}).")
     if b not in (1, batch):
         raise JanusError(f"{input_name} has {b} masks for {batch} token grids; give one mask or one per image.")
     coverage = F.adaptive_avg_pool2d(mask.float()[:, None], grid)[:, 0]

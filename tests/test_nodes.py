@@ -258,7 +258,7 @@ def test_tokens_from_another_codebook_are_refused(pack, handle, generated):
 
 @pytest.mark.parametrize("mask, match", [
     (torch.ones(1, 384, 512), r"mask is 512x384 pixels but Janus images are square"),
-    (torch.ones(1, 100, 100), r"does not split into the 24x24 token grid"),
+    (torch.ones(384, 500), r"mask is 500x384 pixels but Janus images are square"),
     (torch.ones(3, 384, 384), r"mask has 3 masks for 2 token grids"),
 ])
 def test_bad_masks(pack, handle, generated, mask, match):

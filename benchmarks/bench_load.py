@@ -1,0 +1,103 @@
+"""Peak host memory while loading a checkpoint, against its size on disk.
+
+Writes a mid-size random checkpoint (Llama hidden 1024 x 8 layers, vocab 102400; bf16, like the real files)
+in several file forms, then loads each in a fresh subprocess and reads the process's peak RSS
+(ru_maxrss). The baseline (python + torch + transformers + janus_runtime imported, tokenizer loaded) is
+measured the same way and subtracted.
+
+    python benchmarks/bench_load.py [--keep DIR]
+
+Prints a table and writes benchmarks/results/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHILD = """
+import json, resource, sys
+sys.path.insert(0, {root!r})
+import torch
+from janus_runtime import load_model
+from janus_runtime.processing import TextProcessor
+TextProcessor({folder!r})
+if {load}:
+    model = load_model({folder!r}, dtype={dtype!r})
+    params = sum(p.numel() * p.element_size() for m in (model.lm, model.vision, model.vq) for p in m.parameters())
+else:
+    params = 0
+print(json.dumps({{"peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, "param_bytes": params}}))
+"""
+
+
+def run_child(folder: Path, load: bool, dtype: str = "bf16") -> dict:
+    code = CHILD.format(root=str(ROOT), folder=str(folder), load=load, dtype=dtype)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def write_checkpoints(base: Path) -> dict:
+    from janus_runtime.tiny import TINY_OFFICIAL_CONFIG, official_state_dict, save_weights, write_tokenizer
+    cfg = json.loads(json.dumps(TINY_OFFICIAL_CONFIG))
+    cfg["language_config"].update(hidden_size=1024, num_hidden_layers=8, num_attention_heads=16,
+                                  num_key_value_heads=16, intermediate_size=2816, vocab_size=102400)
+    for name in ("aligner_config", "gen_aligner_config"):
+        cfg[name]["params"]["n_embed"] = 1024
+    cfg["gen_head_config"]["params"].update(n_embed=1024, image_token_embed=1024)
+    sd = official_state_dict(cfg, seed=0)
+    folders = {}
+    for form in ("safetensors", "bin", "sharded"):
+        folder = base / form
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text(json.dumps(cfg))
+        write_tokenizer(folder)
+        save_weights(sd, folder, form)
+        folders[form] = folder
+    return folders
+
+
+def weight_file_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.iterdir() if f.suffix in (".safetensors", ".bin"))
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--keep", help="write the checkpoints here and keep them")
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(args.keep or tmp)
+        folders = write_checkpoints(base)
+        rows = []
+        baseline = run_child(folders["safetensors"], load=False)["peak_rss"]
+        for form, dtype in (("safetensors", "bf16"), ("bin", "bf16"), ("sharded", "bf16"), ("safetensors", "fp32")):
+            t = time.perf_counter()
+            child = run_child(folders[form], load=True, dtype=dtype)
+            disk = weight_file_bytes(folders[form])
+            extra = child["peak_rss"] - baseline
+            rows.append({"form": form, "dtype": dtype, "file_bytes": disk, "param_bytes": child["param_bytes"],
+                         "baseline_rss": baseline, "peak_rss": child["peak_rss"], "peak_over_baseline": extra,
+                         "ratio_to_file": extra / disk, "ratio_to_params": extra / child["param_bytes"],
+                         "seconds": time.perf_counter() - t})
+    print(f"{'form':12} {'dtype':5} {'file MB':>8} {'params MB':>9} {'peak-base MB':>12} {'/file':>6} {'/params':>8}")
+    for r in rows:
+        print(f"{r['form']:12} {r['dtype']:5} {r['file_bytes'] / 2**20:8.0f} {r['param_bytes'] / 2**20:9.0f} "
+              f"{r['peak_over_baseline'] / 2**20:12.0f} {r['ratio_to_file']:6.2f} {r['ratio_to_params']:8.2f}")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "baseline_rss": baseline,
+                                               "results": rows}, indent=1))
+    print(f"\nwrote {out / 'load.json'}")
+
+
+if __name__ == "__main__":
+    main()

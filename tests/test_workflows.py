@@ -1,0 +1,123 @@
+"""The shipped UI-format workflows: well-formed graphs whose nodes exist and whose widget values fit.
+
+Core node specs come from a real ComfyUI /object_info (tests/data/core_object_info.json); our nodes' specs
+from their INPUT_TYPES (with the ComfyUI stand-ins when ComfyUI itself is absent).
+"""
+
+import importlib.util
+import json
+import sys
+
+import pytest
+
+from conftest import ROOT
+
+if importlib.util.find_spec("comfy") is None:
+    sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
+sys.path.insert(0, str(ROOT / "tools"))
+
+from nodes import NODE_CLASS_MAPPINGS  # noqa: E402
+from workflow_spec import FRONTEND_ONLY, node_spec  # noqa: E402
+
+CORE = json.loads((ROOT / "tests" / "data" / "core_object_info.json").read_text())["nodes"]
+WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
+CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}
+ACTIVE = 0  # node mode; 2 = muted, 4 = bypassed
+
+
+def test_every_use_case_ships():
+    names = {p.stem for p in WORKFLOWS}
+    assert {"text_to_image", "image_understanding", "batch_captioning", "understand_then_regenerate",
+            "image_editing", "janus_then_upscale", "best_of_n"} <= names
+
+
+@pytest.fixture(params=WORKFLOWS, ids=lambda p: p.stem)
+def workflow(request):
+    data = json.loads(request.param.read_text())
+    assert {"nodes", "links", "last_node_id", "last_link_id", "version"} <= set(data)
+    return data
+
+
+def test_node_types_are_ours_or_core(workflow):
+    for node in workflow["nodes"]:
+        t = node["type"]
+        assert t in NODE_CLASS_MAPPINGS or t in CORE or t in FRONTEND_ONLY, f"unknown node type {t}"
+    assert any(n["type"] in NODE_CLASS_MAPPINGS for n in workflow["nodes"])
+
+
+def test_links_are_consistent(workflow):
+    nodes = {n["id"]: n for n in workflow["nodes"]}
+    assert len(nodes) == len(workflow["nodes"]) and workflow["last_node_id"] >= max(nodes)
+    link_ids = [link[0] for link in workflow["links"]]
+    assert len(set(link_ids)) == len(link_ids) and workflow["last_link_id"] >= max(link_ids, default=0)
+    for link_id, src, src_slot, dst, dst_slot, kind in workflow["links"]:
+        out = nodes[src]["outputs"][src_slot]
+        inp = nodes[dst]["inputs"][dst_slot]
+        assert link_id in out["links"] and inp["link"] == link_id
+        assert kind == out["type"] == inp["type"] or "*" in (out["type"], inp["type"]), (link_id, kind)
+    for node in workflow["nodes"]:
+        for inp in node.get("inputs", []):
+            if inp["link"] is not None:
+                assert inp["link"] in link_ids
+        for out in node.get("outputs", []):
+            assert all(link in link_ids for link in out["links"] or [])
+
+
+def test_slots_match_the_node_definitions(workflow):
+    for node in workflow["nodes"]:
+        spec = node_spec(node["type"], NODE_CLASS_MAPPINGS, CORE)
+        assert [(o["name"], o["type"]) for o in node.get("outputs", [])] == [tuple(o) for o in spec["outputs"]]
+        links = {i["name"]: i["type"] for i in spec["links"]}
+        widgets = {w["name"]: w["type"] for w in spec["widgets"]}
+        for inp in node.get("inputs", []):
+            expected = widgets[inp["name"]] if "widget" in inp else links[inp["name"]]
+            assert inp["type"] == expected, (node["type"], inp["name"])
+        if node.get("mode", ACTIVE) == ACTIVE:  # every required link input of a running node is connected
+            connected = {i["name"] for i in node.get("inputs", []) if i["link"] is not None}
+            required = node_required_links(node["type"])
+            assert required <= connected, (node["type"], required - connected)
+
+
+def node_required_links(type_):
+    if type_ in FRONTEND_ONLY:
+        return set()
+    if type_ in NODE_CLASS_MAPPINGS:
+        req = NODE_CLASS_MAPPINGS[type_].INPUT_TYPES()["required"]
+    else:
+        req = CORE[type_]["input"]["required"]
+    spec = node_spec(type_, NODE_CLASS_MAPPINGS, CORE)
+    return {i["name"] for i in spec["links"] if i["name"] in req}
+
+
+def test_widget_values_fit_the_inputs(workflow):
+    for node in workflow["nodes"]:
+        spec = node_spec(node["type"], NODE_CLASS_MAPPINGS, CORE)
+        values = list(node["widgets_values"])
+        expected_len = sum(2 if w["extra"] else 1 for w in spec["widgets"])
+        assert len(values) == expected_len, (node["type"], values)
+        for w in spec["widgets"]:
+            value = values.pop(0)
+            where = (node["type"], w["name"], value)
+            opts = w["opts"]
+            if w["type"] == "COMBO":
+                if w["choices"]:  # empty lists are filled at run time (input images, upscale models)
+                    assert value in w["choices"], where
+            elif w["type"] == "INT":
+                assert isinstance(value, int) and not isinstance(value, bool), where
+                assert opts.get("min", value) <= value <= opts.get("max", value), where
+            elif w["type"] == "FLOAT":
+                assert isinstance(value, (int, float)) and opts.get("min", value) <= value <= opts.get("max", value), where
+            elif w["type"] == "BOOLEAN":
+                assert isinstance(value, bool), where
+            else:
+                assert isinstance(value, str), where
+            if w["extra"] == "randomize":
+                assert values.pop(0) in CONTROL_VALUES, where
+            elif w["extra"]:
+                values.pop(0)
+
+
+def test_groups_and_notes_explain_the_graph(workflow):
+    assert workflow["groups"] and all(g["title"] for g in workflow["groups"])
+    notes = [n for n in workflow["nodes"] if n["type"] in FRONTEND_ONLY]
+    assert notes and all(n["widgets_values"][0].strip() for n in notes)

@@ -1,0 +1,20 @@
+// janus.loaderInfo: what the Janus Model Loader loaded (model, dtype, weight storage, device).
+import { chain, comfy, outputWidget, setText } from "./janus_common.js";
+
+const { app, ComfyWidgets } = await comfy();
+const NODE = "JanusModelLoader";
+const WIDGET = "loaded";
+
+app.registerExtension({
+  name: "janus.loaderInfo",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.name !== NODE) return;
+    chain(nodeType.prototype, "onExecuted", function (message) {
+      const text = Array.isArray(message?.text) ? message.text.join("\n") : message?.text;
+      if (!text) return;
+      const widget = outputWidget(this, WIDGET, ComfyWidgets, app);
+      setText(widget, text);
+      if (widget.inputEl) widget.inputEl.rows = 2;
+    });
+  },
+});
