@@ -67,7 +67,10 @@ class Workflow:
         inputs[slot]["link"] = link_id
 
     def group(self, title, box, color="#3f789e"):
-        self.groups.append({"title": title, "bounding": list(box), "color": color, "font_size": 22, "flags": {}})
+        """A titled box; ``box`` is given from the node tops, the title row is added above them."""
+        x, y, w, h = box
+        self.groups.append({"title": title, "bounding": [x, y - 40, w, h + 40], "color": color, "font_size": 22,
+                            "flags": {}})
 
     def save(self, name):
         data = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
