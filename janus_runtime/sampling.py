@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
-import torch.nn.functional as F
 
 from .errors import JanusError
 from .model import JanusModel
@@ -489,7 +488,6 @@ def understand_batch(model: JanusModel, items, *, system_prompt: str | None = No
         gens = make_generators(seed, b, device)
         out = torch.full((b, max_new_tokens), text.ids.eos, dtype=torch.long, device=device)
         done = torch.zeros(b, dtype=torch.bool, device=device)
-        lengths = [max_new_tokens] * b
         steps = 0
         for step in range(max_new_tokens):
             logits = lm.language_model.logits(hidden).float()
@@ -501,8 +499,7 @@ def understand_batch(model: JanusModel, items, *, system_prompt: str | None = No
             tok = sample_rows(logits, gens, temperature, top_k, top_p)
             tok = torch.where(done, text.ids.eos, tok)
             out[:, step] = tok
-            newly = (tok == text.ids.eos) & ~done
-            done |= newly
+            done |= tok == text.ids.eos
             steps = step + 1
             if callback:
                 callback(step, max_new_tokens, [text.decode(r[:steps].tolist()) for r in out])
@@ -514,7 +511,6 @@ def understand_batch(model: JanusModel, items, *, system_prompt: str | None = No
         out = out[:, :steps].tolist()
         for i, row in enumerate(out):
             n_tok = row.index(text.ids.eos) if text.ids.eos in row else len(row)
-            lengths[i] = n_tok
             answer = text.decode(row[:n_tok])
             history = list(histories[i]) if histories else []
             history.append((questions[i], answer))

@@ -226,7 +226,7 @@ class CheckpointReader:
                 f"(or use the model's .safetensors files).") from e
         if not isinstance(sd, dict):
             raise ModelFilesError(f"{path} does not hold a state dict (found {type(sd).__name__}).")
-        for k, v in sd.items():
+        for k in sd:
             self._where[k] = (sd, path)
 
     def keys(self):
