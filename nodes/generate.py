@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import torch
 from PIL import Image
 
@@ -10,7 +12,7 @@ from janus_runtime.processing import to_uint8_official
 
 from .common import SEED, sampler_inputs, step_hook
 from .memory import LM, VQ, generation_bytes, vq_bytes
-from .tokens import JanusTokens, mask_to_grid
+from .tokens import mask_to_grid
 
 PROMPT = ("STRING", {"multiline": True, "default": "A lighthouse on a cliff at sunset, dramatic clouds, oil painting",
                      "tooltip": "What the image should show."})
@@ -43,12 +45,6 @@ def _previewer(handle, every: int):
         canvas.paste(Image.fromarray(to_uint8_official(pixels)[0].cpu().numpy()), (0, 0))
         return ("JPEG", canvas, 512)
     return preview
-
-
-def _tokens_out(handle, tokens) -> JanusTokens:
-    import comfy.model_management as mm
-    return JanusTokens(tokens=tokens.to(mm.intermediate_device()), codebook_size=handle.model.config.vq.codebook_size,
-                       codebook_id=handle.codebook_id)
 
 
 def _run(handle, prompt, n, node_id, preview_every, **kwargs):
@@ -89,7 +85,7 @@ class JanusGenerate:
             raise JanusError("prompt is empty: describe the image to generate.")
         tokens = _run(janus_model, prompt, batch_size, node_id, preview_every, negative_prompt=negative_prompt,
                       cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        return (_tokens_out(janus_model, tokens),)
+        return (janus_model.tokens(tokens),)
 
 
 class JanusRegenerateMasked:
@@ -126,7 +122,7 @@ class JanusRegenerateMasked:
         out = _run(janus_model, prompt, tokens.batch, node_id, preview_every, negative_prompt=negative_prompt,
                    cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
                    init_tokens=tokens.tokens, mask=grid_mask)
-        return (_tokens_out(janus_model, out),)
+        return (janus_model.tokens(out),)
 
 
 class JanusScore:
@@ -157,8 +153,7 @@ class JanusScore:
         logprobs = score_image_tokens(janus_model.model, prompt, tokens.tokens, negative_prompt=negative_prompt,
                                       cfg=cfg).mean(1).cpu()
         order = torch.argsort(logprobs, descending=True)[:keep]
-        best = JanusTokens(tokens=tokens.tokens[order], codebook_size=tokens.codebook_size,
-                           codebook_id=tokens.codebook_id)
+        best = dataclasses.replace(tokens, tokens=tokens.tokens[order])
         report = "\n".join(f"image {i}: {v:.4f}" + ("  <- kept" if i in order.tolist() else "")
                            for i, v in enumerate(logprobs.tolist()))
         return {"ui": {"text": [report]}, "result": (best, report)}

@@ -9,6 +9,8 @@ import torch
 
 from janus_runtime import JanusModel
 
+from .tokens import JanusTokens
+
 # Which components each kind of work needs on the compute device.
 LM, VISION, VQ = "lm", "vision", "vq"
 
@@ -30,6 +32,12 @@ class JanusHandle:
         device = patchers[0].load_device
         self.model.compute_device = torch.device(device)
         return self.model.compute_device
+
+    def tokens(self, grid: torch.Tensor) -> JanusTokens:
+        """Wrap token grids made with this model's codebook, on ComfyUI's intermediate device."""
+        import comfy.model_management as mm
+        return JanusTokens(tokens=grid.to(mm.intermediate_device()),
+                           codebook_size=self.model.config.vq.codebook_size, codebook_id=self.codebook_id)
 
 
 def _itemsize(handle: JanusHandle) -> int:

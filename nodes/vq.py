@@ -8,7 +8,6 @@ from janus_runtime import JanusError, decode_tokens, encode_images
 from janus_runtime.processing import pil_from_float, to_unit_float
 
 from .memory import VQ, vq_bytes
-from .tokens import JanusTokens
 
 MODEL = ("JANUS_MODEL", {"tooltip": "From Janus Model Loader."})
 TOKENS = ("JANUS_TOKENS", {"tooltip": "Image-token grids [batch, 24, 24]."})
@@ -38,15 +37,12 @@ class JanusVQEncode:
         }}
 
     def encode(self, janus_model, image, fit):
-        import comfy.model_management as mm
         pictures = [pil_from_float(im) for im in image]
         if fit == "crop":
             pictures = [_center_square(p) for p in pictures]
         janus_model.load([VQ], vq_bytes(janus_model, min(4, len(pictures))))
         tokens = encode_images(janus_model.model, pictures)
-        return (JanusTokens(tokens=tokens.to(mm.intermediate_device()),
-                            codebook_size=janus_model.model.config.vq.codebook_size,
-                            codebook_id=janus_model.codebook_id),)
+        return (janus_model.tokens(tokens),)
 
 
 class JanusVQDecode:
@@ -114,4 +110,4 @@ class JanusLatentToTokens:
                              f"turned into Janus tokens.")
         with torch.inference_mode():
             tokens = janus_model.model.vq.quantize.nearest(samples.to("cpu", torch.float32))
-        return (JanusTokens(tokens=tokens, codebook_size=cfg.vq.codebook_size, codebook_id=janus_model.codebook_id),)
+        return (janus_model.tokens(tokens),)
