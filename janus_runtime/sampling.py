@@ -145,9 +145,9 @@ class _Session:
 
     def compiled_extend(self):
         """A static-shape one-token step compiled with CUDA graphs, or None where that is unavailable."""
-        if self.device.type != "cuda" or self.padded:
+        step = _compiled_decode(self.llama) if self.device.type == "cuda" and not self.padded else None
+        if step is None:
             return None
-        step = _compiled_decode(self.llama)
 
         def extend(embeds):
             hidden = step(embeds, self.slot, self.next_pos)
@@ -164,7 +164,10 @@ class _Session:
 
 def _compiled_decode(llama):
     """torch.compile(mode="reduce-overhead") of one decode step over the whole static cache, cached on
-    the module so later generations of the same batch size reuse the captured graphs."""
+    the module so later generations of the same batch size reuse the captured graphs; None once it has
+    failed on this module (then the eager step runs, without compiling again)."""
+    if getattr(llama, "_compiled_decode", None) is False:
+        return None
     if getattr(llama, "_compiled_decode", None) is None:
         def step(x, slot, positions):
             keys = torch.arange(llama.cache_length, device=x.device)
@@ -284,7 +287,7 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
     device = session.device
     gens = make_generators(seed, n, device)
     tokens = torch.empty(n, total, dtype=torch.long, device=device)
-    completed = False
+    completed, compiled = False, None
     guided_steps = int(round(cfg_until * total))
     try:
         embeds = lm.embed_text(batch.ids.to(device))
@@ -307,7 +310,8 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
             if callback:
                 callback(total - 1, total, tokens)
             return tokens.view(n, model.config.token_grid, -1)
-        extend = (session.compiled_extend() if compile else None) or session.extend
+        compiled = session.compiled_extend() if compile else None
+        extend = compiled or session.extend
         for step in range(start, total):
             logits = lm.gen_head(hidden)
             cond, uncond = logits[:n], logits[n:]
@@ -327,13 +331,13 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
                     if extend is session.extend:
                         raise
                     log.warning("compiled decode step failed (%s: %s); continuing eagerly", type(e).__name__, e)
-                    lm.language_model._compiled_decode = None
-                    extend = session.extend
+                    lm.language_model._compiled_decode = False
+                    extend, compiled = session.extend, None
                     hidden = extend(x)[:, -1]
         completed = True
         return tokens.view(n, model.config.token_grid, -1)
     finally:
-        session.close(keep_cache=compile and completed)
+        session.close(keep_cache=compiled is not None and completed)  # captured graphs read this cache
 
 
 @torch.inference_mode()

@@ -150,6 +150,11 @@ def test_callback_raising_stops_promptly_and_model_stays_usable(tiny_model, base
     assert torch.equal(generate_image_tokens(tiny_model, PROMPT, n=4, seed=7), base)
 
 
+def test_compile_off_cuda_runs_eagerly_and_releases_the_cache(tiny_model, base):
+    assert torch.equal(generate_image_tokens(tiny_model, PROMPT, n=4, seed=7, compile=True), base)
+    assert tiny_model.lm.language_model.key_valid is None  # kept only for captured CUDA graphs
+
+
 def test_score_prefers_the_sampled_image_under_its_own_prompt(tiny_model, base):
     logprobs = score_image_tokens(tiny_model, PROMPT, base)
     assert logprobs.shape == (4, 576) and bool((logprobs <= 0).all())
