@@ -56,7 +56,7 @@ def random_model(size: str, text, device, dtype, seed=0) -> JanusModel:
         raw[name]["params"]["n_embed"] = hidden
     raw["gen_head_config"]["params"].update(n_embed=hidden, image_token_embed=hidden)
     cfg = parse_config(raw)
-    lm = build_components(cfg, ("lm",), device, dtype, torch.nn)["lm"].to_empty(device=device)
+    lm = build_components(cfg, ("lm",), dtype, torch.nn)["lm"].to_empty(device=device)
     g = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
         for name, p in lm.named_parameters():

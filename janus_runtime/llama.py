@@ -2,8 +2,10 @@
 
 Numerically it follows transformers' LlamaForCausalLM (RMSNorm in fp32, RoPE tables in fp32 cast to the
 activation dtype, SDPA attention); tests compare the two on the same weights. q/k/v and gate/up are fused
-into one matmul each (see ``fuse_checkpoint_keys``) because at one token per step the launch count, not the
-FLOPs, sets the speed.
+into one matmul each because at one token per step the launch count, not the FLOPs, sets the speed.
+Checkpoints (official and transformers layouts alike) store the parts separately: a load_state_dict
+pre-hook on the owning module concatenates them (the approach of gpt-fast's ``Attention.load_hook``), so
+every loader passes checkpoint-named tensors and nothing fuses by hand.
 
 Cache layout: every row of the batch shares the cache slots 0..S-1; left-padded rows mark their pad slots
 invalid in ``key_valid`` and carry their own RoPE positions, so rows of different prompt lengths decode in
@@ -17,6 +19,22 @@ import torch.nn.functional as F
 from torch import nn
 
 from .config import LlamaConfig
+
+
+def fuse_on_load(module: nn.Module, fused: dict):
+    """Register a load_state_dict pre-hook that concatenates checkpoint parts into fused Linear weights.
+
+    ``fused``: {fused Linear name: ((part name, rows), ...)}, rows in concatenation order. Parts that are not
+    all present are left alone, so strict loading reports them by their checkpoint names.
+    """
+    module.fused_weights = fused
+
+    def hook(state_dict, prefix, *args):
+        for target, parts in fused.items():
+            keys = [f"{prefix}{name}.weight" for name, _ in parts]
+            if all(k in state_dict for k in keys):
+                state_dict[f"{prefix}{target}.weight"] = torch.cat([state_dict.pop(k) for k in keys])
+    module._register_load_state_dict_pre_hook(hook)
 
 
 class RMSNorm(nn.Module):
@@ -59,10 +77,10 @@ class Attention(nn.Module):
         super().__init__()
         self.heads, self.kv_heads, self.head_dim = cfg.num_attention_heads, cfg.num_key_value_heads, cfg.head_dim
         q_dim, kv_dim = self.heads * self.head_dim, self.kv_heads * self.head_dim
-        self.split = (q_dim, kv_dim, kv_dim)
         self.qkv_proj = ops.Linear(cfg.hidden_size, q_dim + 2 * kv_dim, bias=False, device=device, dtype=dtype)
         self.o_proj = ops.Linear(q_dim, cfg.hidden_size, bias=False, device=device, dtype=dtype)
         self.cache: KVCache | None = None
+        fuse_on_load(self, {"qkv_proj": (("q_proj", q_dim), ("k_proj", kv_dim), ("v_proj", kv_dim))})
 
     def forward(self, x, cos, sin, slots, mask, kv_len):
         b, t, _ = x.shape
@@ -89,6 +107,7 @@ class MLP(nn.Module):
         self.inter = cfg.intermediate_size
         self.gate_up_proj = ops.Linear(cfg.hidden_size, 2 * self.inter, bias=False, device=device, dtype=dtype)
         self.down_proj = ops.Linear(self.inter, cfg.hidden_size, bias=False, device=device, dtype=dtype)
+        fuse_on_load(self, {"gate_up_proj": (("gate_proj", self.inter), ("up_proj", self.inter))})
 
     def forward(self, x):
         gate, up = self.gate_up_proj(x).split(self.inter, dim=-1)
@@ -188,23 +207,3 @@ class Llama(nn.Module):
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         return self.lm_head(hidden)
 
-
-def fuse_checkpoint_keys(sd: dict, num_layers: int) -> dict:
-    """Map LlamaForCausalLM keys onto ours in place: q/k/v -> qkv_proj, gate/up -> gate_up_proj."""
-    for i in range(num_layers):
-        p = f"model.layers.{i}."
-        parts = [sd.pop(p + f"self_attn.{n}_proj.weight", None) for n in "qkv"]
-        if all(t is not None for t in parts):
-            sd[p + "self_attn.qkv_proj.weight"] = torch.cat(parts, 0)
-        else:  # leave whatever exists so key accounting reports the gap by its real name
-            for n, t in zip("qkv", parts):
-                if t is not None:
-                    sd[p + f"self_attn.{n}_proj.weight"] = t
-        parts = [sd.pop(p + f"mlp.{n}_proj.weight", None) for n in ("gate", "up")]
-        if all(t is not None for t in parts):
-            sd[p + "mlp.gate_up_proj.weight"] = torch.cat(parts, 0)
-        else:
-            for n, t in zip(("gate", "up"), parts):
-                if t is not None:
-                    sd[p + f"mlp.{n}_proj.weight"] = t
-    return sd

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from .config import JanusConfig, load_config
-from .errors import JanusError
+from .errors import JanusError, ModelFilesError
 from .hub import resolve_model_path
 from .lm import JanusLM
 from .processing import TextProcessor
@@ -63,10 +63,14 @@ class JanusModel:
     vision: VisionEncoder | None = None
     vq: VQModel | None = None
     load_seconds: float = 0.0
-    info: dict = field(default_factory=dict)
     # Where to compute. None: wherever each component's weights are. A memory manager that keeps some
-    # weights offloaded (ComfyUI lowvram) sets this to its compute device.
+    # weights offloaded (ComfyUI lowvram, dynamic VRAM) sets its compute device with set_compute_device.
     compute_device: torch.device | None = None
+
+    def set_compute_device(self, device) -> torch.device:
+        """Compute on ``device`` from now on, wherever the weights are (the layers' ops cast them per call)."""
+        self.compute_device = torch.device(device)
+        return self.compute_device
 
     def require(self, name: str) -> nn.Module:
         module = getattr(self, name)
@@ -80,7 +84,7 @@ class JanusModel:
         return self.compute_device or module_device(self.require(name))
 
 
-def build_components(cfg: JanusConfig, components, device, dtype, ops) -> dict:
+def build_components(cfg: JanusConfig, components, dtype, ops) -> dict:
     """Construct modules without allocating or initialising weights (meta device)."""
     makers = {"lm": lambda: JanusLM(cfg, dtype=dtype, ops=ops),
               "vision": lambda: VisionEncoder(cfg.vision, cfg.aligner, dtype=dtype, ops=ops),
@@ -89,13 +93,25 @@ def build_components(cfg: JanusConfig, components, device, dtype, ops) -> dict:
         return {c: makers[c]() for c in components}
 
 
+def _assign(module: nn.Module, state: dict, where: str):
+    """Make ``state``'s tensors the module's parameters, and prove nothing was left unloaded."""
+    missing, unexpected = module.load_state_dict(state, strict=False, assign=True)
+    empty = [n for n, t in list(module.named_parameters()) + list(module.named_buffers()) if t.is_meta]
+    if missing or unexpected or empty:
+        raise ModelFilesError(f"{where}: loading left tensors unfilled (missing {sorted(missing)[:8]}, "
+                              f"unexpected {sorted(unexpected)[:8]}, empty {empty[:8]}); please report this "
+                              f"with the model name.")
+    module.eval().requires_grad_(False)
+
+
 def load_model(source: str | Path, device="cpu", dtype=None, *, components=COMPONENTS, ops=None,
                weight_dtype=None, chat_format: str = "auto", download_dir=None) -> JanusModel:
     """Load a Janus checkpoint (folder or HF repo id) onto ``device``.
 
     ``dtype``: compute dtype ("auto", "bf16", "fp16", "fp32" or a torch dtype). ``weight_dtype``: optional
     storage dtype for the LM's big matrices (e.g. torch.float8_e4m3fn); requires ``ops`` that cast weights
-    per layer (ComfyUI's ``comfy.ops.manual_cast`` or ``janus_runtime.ops.cast_ops``).
+    per layer (ComfyUI's ``comfy.ops.manual_cast`` or ``janus_runtime.ops.cast_ops``). ``ops`` may build
+    layers that start without weights (ComfyUI's dynamic VRAM): shapes are checked on plain-torch twins.
     """
     start = time.perf_counter()
     folder = resolve_model_path(source, download_dir)
@@ -108,18 +124,17 @@ def load_model(source: str | Path, device="cpu", dtype=None, *, components=COMPO
     if weight_dtype is not None and ops is None:
         from .ops import cast_ops
         ops = cast_ops
-    ops = ops or nn
-    modules = build_components(cfg, components, device, dtype, ops)
+    twins = build_components(cfg, components, dtype, nn)
 
-    def dtype_for(comp, name, t):
-        if weight_dtype is not None and comp == "lm" and t.ndim == 2 and ".layers." in name:
+    def dtype_for(comp, key, t):
+        if weight_dtype is not None and comp == "lm" and t.ndim == 2 and ".layers." in key:
             return weight_dtype
         return dtype
 
-    state = load_state_dicts(folder, cfg.layout, modules, device, dtype_for)
+    state = load_state_dicts(folder, cfg.layout, twins, device, dtype_for)
+    modules = twins if ops in (None, nn) else build_components(cfg, components, dtype, ops)
     for comp, module in modules.items():
-        module.load_state_dict(state[comp], strict=True, assign=True)
-        module.eval().requires_grad_(False)
+        _assign(module, state.pop(comp), f"{folder} ({comp})")
     seconds = time.perf_counter() - start
     log.info("Loaded %s (%s layout) in %.2fs", folder, cfg.layout, seconds)
     return JanusModel(config=cfg, folder=folder, text=text, dtype=dtype, load_seconds=seconds, **modules)

@@ -61,10 +61,10 @@ PROCESSOR = {"add_special_token": False, "ignore_id": -100, "image_tag": IMAGE_T
 def official_state_dict(cfg: dict, seed: int = 0) -> dict:
     """Random weights under the official key names (plus the unused tensors real files carry), bf16."""
     from .model import build_components
-    from .weights import expected_official_shapes
+    from .weights import expected_tensors
     jc = parse_config(cfg)
-    modules = build_components(jc, ("lm", "vision", "vq"), "cpu", torch.float32, torch.nn)
-    shapes = {k: v[0] for k, v in expected_official_shapes(modules).items()}
+    twins = build_components(jc, ("lm", "vision", "vq"), torch.float32, torch.nn)
+    shapes = {k: shape for k, (_, _, shape) in expected_tensors(twins).items()}
     width = jc.vision.width
     shapes["vision_model.vision_tower.attn_pool.latent"] = (1, 1, width)
     for name, shape in [("q", (width, width)), ("kv", (2 * width, width)), ("proj", (width, width)),

@@ -67,7 +67,6 @@ class VisionTower(nn.Module):
 
     def __init__(self, cfg: VisionConfig, device=None, dtype=None, ops=nn):
         super().__init__()
-        self.cfg = cfg
         self.patch_embed = PatchEmbed(cfg, device, dtype, ops)
         self.pos_embed = nn.Parameter(torch.empty(1, cfg.grid ** 2, cfg.width, device=device, dtype=dtype))
         self.blocks = nn.ModuleList(Block(cfg, device, dtype, ops) for _ in range(cfg.layers))

@@ -177,7 +177,6 @@ class VQModel(nn.Module):
     def __init__(self, cfg: VQConfig, device=None, dtype=None, ops=nn):
         super().__init__()
         kw = dict(device=device, dtype=dtype)
-        self.cfg = cfg
         self.encoder = Encoder(cfg, device, dtype, ops)
         self.quant_conv = ops.Conv2d(cfg.z_channels, cfg.embed_dim, 1, **kw)
         self.quantize = Quantizer(cfg, device, dtype, ops)

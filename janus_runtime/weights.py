@@ -2,10 +2,11 @@
 
 Pipeline, one tensor at a time so that host memory peaks near the model's own size:
   file key (official or transformers-native layout)
-    -> official key (SPEC §6.2 reversed: rename, q/k/v concatenated, pos-embed unsqueezed)
-    -> shape-checked against the shape the config implies
+    -> official key (the transformers conversion reversed: rename, ViT q/k/v concatenated, pos-embed unsqueezed)
+    -> shape-checked against a plain-torch twin of the component built on the meta device (so the check works
+       whatever ``ops`` build the real modules, e.g. ComfyUI's layers that start without weights)
     -> cast to the target dtype/device
-    -> our module key (official key minus the component prefix; Llama q/k/v and gate/up fused).
+    -> the component's own key (see ``LAYOUT``); the modules fuse Llama q/k/v and gate/up while loading.
 """
 
 from __future__ import annotations
@@ -22,29 +23,59 @@ from .errors import ModelFilesError
 WEIGHT_FORMS = ("model.safetensors.index.json", "model.safetensors",
                 "pytorch_model.bin.index.json", "pytorch_model.bin")
 
-# Official-layout tensors present in the real files but never used at inference (SPEC §2.7).
+# Official-layout tensors present in the real files but never used at inference: the SigLIP attention-pool
+# head (the official tower is built with ignore_head) and the VQ training statistic codebook_used.
 UNUSED = re.compile(r"^vision_model\.vision_tower\.attn_pool\.|^gen_vision_model\.quantize\.codebook_used$"
                     r"|rotary_emb\.inv_freq$")
 
-# component name -> official key prefix that our module's keys sit under
-COMPONENT_PREFIXES = {
-    "lm": ("language_model.", "gen_embed.", "gen_aligner.", "gen_head."),
-    "vision": ("vision_model.", "aligner."),
-    "vq": ("gen_vision_model.",),
+# Where each component's tensors live: {component: ((official key prefix, key prefix inside its module), ...)}.
+LAYOUT = {
+    "lm": (("language_model.", "language_model."), ("gen_embed.", "gen_embed."),
+           ("gen_aligner.", "gen_aligner."), ("gen_head.", "gen_head.")),
+    "vision": (("aligner.", "aligner."), ("vision_model.", "")),
+    "vq": (("gen_vision_model.", ""),),
 }
 
 
-def official_to_internal(key: str) -> tuple[str, str]:
-    """Official key -> (component, key inside that component's module) before Llama fusion."""
-    if key.startswith(COMPONENT_PREFIXES["lm"]):
-        return "lm", key
-    if key.startswith("vision_model."):
-        return "vision", key[len("vision_model."):]
-    if key.startswith("aligner."):
-        return "vision", key
-    if key.startswith("gen_vision_model."):
-        return "vq", key[len("gen_vision_model."):]
-    return "", key
+def component_key(official: str) -> tuple[str | None, str]:
+    """Official key -> (component, key inside that component's module); (None, key) if no component owns it."""
+    for comp, pairs in LAYOUT.items():
+        for off, mod in pairs:
+            if official.startswith(off):
+                return comp, mod + official[len(off):]
+    return None, official
+
+
+def official_key(comp: str, key: str) -> str:
+    """The inverse of ``component_key``."""
+    for off, mod in LAYOUT[comp]:  # the prefixes inside a module are listed most specific first
+        if key.startswith(mod):
+            return off + key[len(mod):]
+    raise KeyError(f"{comp}: no official prefix for {key}")
+
+
+def checkpoint_shapes(module: torch.nn.Module) -> dict:
+    """{key: shape} a checkpoint must provide for ``module``: its state dict, with every fused weight (declared
+    by ``fuse_on_load``) split back into the parts the checkpoint stores."""
+    fused = {}
+    for name, m in module.named_modules():
+        for target, parts in getattr(m, "fused_weights", {}).items():
+            fused[f"{name}.{target}.weight".lstrip(".")] = (f"{name}.".lstrip("."), parts)
+    out = {}
+    for key, t in module.state_dict().items():
+        if key in fused:
+            prefix, parts = fused[key]
+            for part, rows in parts:
+                out[f"{prefix}{part}.weight"] = (rows, *t.shape[1:])
+        else:
+            out[key] = tuple(t.shape)
+    return out
+
+
+def expected_tensors(twins: dict) -> dict:
+    """{official key: (component, module key, shape)} for plain-torch (meta) twins of the components."""
+    return {official_key(comp, key): (comp, key, shape)
+            for comp, module in twins.items() for key, shape in checkpoint_shapes(module).items()}
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -246,38 +277,9 @@ class CheckpointReader:
             raise ModelFilesError(f"{path}: tensor {key!r} cannot be read ({e}); the file is probably "
                                   f"truncated or corrupt. Download it again.") from e
 
-    def total_bytes(self) -> int:
-        return sum(f.stat().st_size for f in self.files)
-
 
 # ------------------------------------------------------------------------------------------------------------
 # accounting and assembly
-
-def expected_official_shapes(modules: dict) -> dict:
-    """{official key: (shape, component, module key, part index or None)} for the (meta) modules given."""
-    out = {}
-    for comp, module in modules.items():
-        prefix = {"lm": "", "vision": "vision_model.", "vq": "gen_vision_model."}[comp]
-        for name, t in module.state_dict().items():
-            official = name if name.startswith("aligner.") else prefix + name
-            shape = tuple(t.shape)
-            m = re.match(r"^(language_model\.model\.layers\.\d+\.)(self_attn\.qkv_proj|mlp\.gate_up_proj)\.weight$",
-                         official)
-            if comp == "lm" and m:
-                attn = module.language_model.model.layers[0].self_attn
-                mlp = module.language_model.model.layers[0].mlp
-                if "qkv" in m[2]:
-                    names, rows = ("q_proj", "k_proj", "v_proj"), attn.split
-                    sub = "self_attn."
-                else:
-                    names, rows = ("gate_proj", "up_proj"), (mlp.inter, mlp.inter)
-                    sub = "mlp."
-                for i, (n, r) in enumerate(zip(names, rows)):
-                    out[f"{m[1]}{sub}{n}.weight"] = ((r, shape[1]), comp, name, i)
-            else:
-                out[official] = (shape, comp, name, None)
-    return out
-
 
 def _fmt(keys, limit=12):
     keys = sorted(keys)
@@ -285,24 +287,24 @@ def _fmt(keys, limit=12):
     return ", ".join(keys[:limit]) + more
 
 
-def load_state_dicts(folder: Path, layout: str, modules: dict, device, dtype_for) -> dict:
-    """Read the checkpoint in ``folder`` into one state dict per component of ``modules``.
+def load_state_dicts(folder: Path, layout: str, twins: dict, device, dtype_for) -> dict:
+    """Read the checkpoint in ``folder`` into one state dict per component of ``twins``.
 
-    ``modules``: {component: meta-device module}; ``dtype_for(component, module_key, tensor)`` picks each
-    tensor's storage dtype. Raises ModelFilesError listing unknown, missing or wrongly shaped tensors.
+    ``twins``: {component: plain-torch module on the meta device}, the shapes the checkpoint must match.
+    ``dtype_for(component, module_key, tensor)`` picks each tensor's storage dtype. Returns {component:
+    {module key: tensor}} in checkpoint naming (fused weights still in parts). Raises ModelFilesError listing
+    unknown, missing or wrongly shaped tensors before anything is returned.
     """
     form, files = find_weight_files(folder)
     reader = CheckpointReader(files)
     recipes, unknown = official_recipes(reader.keys(), layout)
-    expected = expected_official_shapes(modules)
-    all_components = set(COMPONENT_PREFIXES)
-    wanted = set(modules)
+    expected = expected_tensors(twins)
     for official in list(recipes):
         if UNUSED.search(official):
             del recipes[official]
         elif official not in expected:
-            comp, _ = official_to_internal(official)
-            if comp in all_components - wanted:
+            comp, _ = component_key(official)
+            if comp is not None and comp not in twins:
                 del recipes[official]  # a component the caller did not ask for
             else:
                 unknown.extend(recipes.pop(official).sources)
@@ -317,9 +319,8 @@ def load_state_dicts(folder: Path, layout: str, modules: dict, device, dtype_for
                    "and that no file is missing.")
         raise ModelFilesError(" ".join(msg))
 
-    out = {comp: {} for comp in modules}
-    pending = {}  # fused module keys waiting for their other parts
-    for official, (shape, comp, name, part) in expected.items():
+    out = {comp: {} for comp in twins}
+    for official, (comp, key, shape) in expected.items():
         rec = recipes[official]
         missing_src = [s for s in rec.sources if s not in reader]
         if missing_src:
@@ -333,16 +334,7 @@ def load_state_dicts(folder: Path, layout: str, modules: dict, device, dtype_for
             raise ModelFilesError(
                 f"{folder}: tensor {src} has shape {list(t.shape)} but config.json implies {list(shape)}. "
                 f"The weights and config.json come from different models; re-download the model folder.")
-        t = t.to(device=device, dtype=dtype_for(comp, name, t))
-        if part is None:
-            out[comp][name] = t
-        else:
-            slot = pending.setdefault((comp, name), {})
-            slot[part] = t
-            n_parts = 3 if "qkv_proj" in name else 2
-            if len(slot) == n_parts:
-                out[comp][name] = torch.cat([slot[i] for i in range(n_parts)], 0)
-                del pending[(comp, name)]
+        out[comp][key] = t.to(device=device, dtype=dtype_for(comp, key, t))
     return out
 
 

@@ -136,15 +136,19 @@ class JanusModelLoader:
         compute = pick_dtype(dtype, load_device)
         jm = load_model(folder, device=offload_device, dtype=compute, ops=comfy.ops.manual_cast,
                         weight_dtype=storage_dtype)
+        # Dynamic VRAM (ComfyUI >= 0.30 on NVIDIA) budgets each layer by the dtype recorded when the layer was
+        # built, i.e. the compute dtype; record what is actually stored (fp8 stays fp8 in the VRAM budget).
+        archive = getattr(mm, "archive_model_dtypes", None)
         patcher_cls = getattr(comfy.model_patcher, "CoreModelPatcher", comfy.model_patcher.ModelPatcher)
-        patchers = {c: patcher_cls(getattr(jm, c), load_device=load_device, offload_device=offload_device)
-                    for c in (LM, VISION, VQ)}
-        handle = JanusHandle(model=jm, patchers=patchers, name=model, storage=weight_storage,
+        patchers = {}
+        for c in (LM, VISION, VQ):
+            if archive is not None:
+                archive(getattr(jm, c))
+            patchers[c] = patcher_cls(getattr(jm, c), load_device=load_device, offload_device=offload_device)
+        handle = JanusHandle(model=jm, patchers=patchers,
                              codebook_id=codebook_fingerprint(jm.vq.quantize.embedding.weight))
         lang = jm.config.language
         summary = (f"{model}: {lang.num_hidden_layers} layers x {lang.hidden_size}, compute "
                    f"{str(compute).replace('torch.', '')}, weights {weight_storage}, on {load_device}")
-        handle.info = {"model": model, "dtype": str(compute).replace("torch.", ""), "weight_storage": weight_storage,
-                       "device": str(load_device), "layout": jm.config.layout}
         log.info("Janus: loaded %s", summary)
         return {"ui": {"text": [summary]}, "result": (handle,)}

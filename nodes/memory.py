@@ -3,7 +3,7 @@ handed to ComfyUI's memory manager before each computation."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
@@ -19,19 +19,18 @@ LM, VISION, VQ = "lm", "vision", "vq"
 class JanusHandle:
     model: JanusModel
     patchers: dict
-    name: str
-    storage: str
     codebook_id: str
-    info: dict = field(default_factory=dict)
+
+    def get_models(self) -> list:
+        """The ModelPatchers, for ComfyUI's output cache and per-prompt model tracking (core calls this)."""
+        return list(self.patchers.values())
 
     def load(self, parts, memory_required: int = 0):
         """Have ComfyUI load ``parts`` (evicting other models as needed) and return the compute device."""
         import comfy.model_management as mm
         patchers = [self.patchers[p] for p in parts]
         mm.load_models_gpu(patchers, memory_required=memory_required)
-        device = patchers[0].load_device
-        self.model.compute_device = torch.device(device)
-        return self.model.compute_device
+        return self.model.set_compute_device(patchers[0].load_device)
 
     def tokens(self, grid: torch.Tensor) -> JanusTokens:
         """Wrap token grids made with this model's codebook, on ComfyUI's intermediate device."""

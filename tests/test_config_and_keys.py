@@ -11,7 +11,7 @@ from janus_runtime.config import parse_config
 from janus_runtime.errors import UnsupportedModelError
 from janus_runtime.model import build_components
 from janus_runtime.tiny import hf_config
-from janus_runtime.weights import UNUSED, expected_official_shapes, official_recipes, official_to_hf_state_dict
+from janus_runtime.weights import UNUSED, expected_tensors, official_recipes, official_to_hf_state_dict
 
 
 def official_config(size: str) -> dict:
@@ -40,8 +40,8 @@ def official_config(size: str) -> dict:
 @pytest.mark.parametrize("size", ["1b", "7b"])
 def test_real_size_shapes_match_the_official_key_list(size):
     cfg = parse_config(official_config(size))
-    modules = build_components(cfg, ("lm", "vision", "vq"), "cpu", torch.bfloat16, torch.nn)
-    expected = {k: list(v[0]) for k, v in expected_official_shapes(modules).items()}
+    modules = build_components(cfg, ("lm", "vision", "vq"), torch.bfloat16, torch.nn)
+    expected = {k: list(shape) for k, (_, _, shape) in expected_tensors(modules).items()}
     official = json.loads((SHARED / "spec-keys" / f"official_keys_{size}.json").read_text())
     used = {k: v for k, v in official.items() if not UNUSED.search(k)}
     assert expected == used

@@ -6,7 +6,7 @@ from transformers import LlamaConfig as HFLlamaConfig
 from transformers import LlamaForCausalLM
 
 from janus_runtime.config import LlamaConfig
-from janus_runtime.llama import Llama, fuse_checkpoint_keys
+from janus_runtime.llama import Llama
 
 
 def pair(kv_heads=4, seed=0):
@@ -22,8 +22,7 @@ def pair(kv_heads=4, seed=0):
                 p.copy_(1 + 0.1 * torch.randn_like(p))
     ours = Llama(LlamaConfig(vocab_size=300, hidden_size=64, intermediate_size=176, num_hidden_layers=3,
                              num_attention_heads=4, num_key_value_heads=kv_heads, max_position_embeddings=512))
-    sd = fuse_checkpoint_keys(dict(hf.state_dict()), 3)
-    ours.load_state_dict(sd, strict=True)
+    ours.load_state_dict(hf.state_dict(), strict=True)  # q/k/v and gate/up fuse while loading
     return hf, ours.eval()
 
 
