@@ -7,6 +7,8 @@
   score      --model M --prompt P --tokens T [--cfg W] [--temperature T] [--json]
   encode     --model M --image IMG... --out tokens.safetensors
   decode     --model M --tokens T --out DIR
+  caption    DIR --model M [--out DIR] [--batch N] [--skip-existing | --overwrite] [--shard i/n]
+             [--question Q] [--prefix P] [--suffix S] [--recursive] [--extensions png,jpg] [--json]
 
 Token files are safetensors holding one int64 tensor ``tokens`` [B, 24, 24].
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from .captioner import DEFAULT_QUESTION, IMAGE_EXTENSIONS
 from .errors import JanusError
 
 log = logging.getLogger("janus_runtime")
@@ -178,6 +181,43 @@ def cmd_decode(args):
     print("\n".join(_save_pngs(model, tokens, Path(args.out))))
 
 
+def cmd_caption(args):
+    from .captioner import CaptionOptions, caption_tasks, plan_captions, start_summary
+    if args.skip_existing and args.overwrite:
+        raise JanusError("--skip-existing and --overwrite contradict each other; give one of them")
+    existing = "skip" if args.skip_existing else "overwrite" if args.overwrite else "error"
+    options = CaptionOptions(question=args.question, prefix=args.prefix, suffix=args.suffix,
+                             batch_size=args.batch, max_new_tokens=args.max_new_tokens,
+                             temperature=args.temperature, top_p=args.top_p, top_k=args.top_k,
+                             repetition_penalty=args.repetition_penalty, seed=args.seed,
+                             system_prompt=args.system_prompt)
+    options.check()
+    plan = plan_captions(args.dir, out_dir=args.out, recursive=args.recursive, extensions=args.extensions,
+                         existing=existing, shard=args.shard)
+    summary = start_summary(plan)
+    if plan.tasks:
+        model = _load(args, ("lm", "vision"))
+        summary.started = time.perf_counter()  # throughput without the model load
+        bar = None
+        if not args.json and sys.stderr.isatty():
+            from tqdm import tqdm
+            bar = tqdm(total=len(plan.tasks), desc="captioning", unit="img", file=sys.stderr)
+        try:
+            for result in caption_tasks(model, plan.tasks, options,
+                                        on_batch=lambda b: bar and bar.set_postfix_str(b[0].key[-40:])):
+                summary.add(result)
+                if result.status == "failed":
+                    log.warning("failed: %s: %s", result.key, result.error)
+                if bar:
+                    bar.update(1)
+        finally:
+            if bar:
+                bar.close()
+    summary.finish()
+    print(json.dumps(summary.as_dict()) if args.json else summary.text())
+    return 1 if summary.failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="janus-runtime", description="Janus / Janus-Pro without the janus package.")
     p.add_argument("-v", "--verbose", action="store_true", help="log loading and download steps")
@@ -246,6 +286,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--tokens", required=True)
     sp.add_argument("--out", required=True, help="output folder")
     sp.set_defaults(func=cmd_decode)
+
+    sp = sub.add_parser("caption", help="caption every image of a folder into name.txt sidecar files",
+                        description="Caption a folder of images batch by batch. Each caption is written "
+                                    "atomically to name.txt next to its image (or under --out); a killed or "
+                                    "interrupted run resumes with --skip-existing. Exit status 1 if some "
+                                    "images could not be captioned (listed on stderr and in the summary).")
+    sp.add_argument("dir", help="folder holding the images")
+    model_args(sp)
+    sp.add_argument("--out", default=None, help="write the caption files here (subfolders mirrored) instead "
+                                                "of next to the images")
+    sp.add_argument("--batch", type=int, default=4, help="images per batch (more is faster on a GPU)")
+    sp.add_argument("--skip-existing", action="store_true", help="leave images that have a caption file "
+                                                                  "alone (resume an interrupted run)")
+    sp.add_argument("--overwrite", action="store_true", help="replace existing caption files")
+    sp.add_argument("--shard", default=None, help="i/n: caption only the i-th of n disjoint parts, so n "
+                                                  "processes or machines share a folder (e.g. 1/2 and 2/2)")
+    sp.add_argument("--question", default=DEFAULT_QUESTION,
+                    help="what to ask about each image; {name} and {folder} become the file's name and folder")
+    sp.add_argument("--prefix", default="", help="text put before every caption as typed (trigger words)")
+    sp.add_argument("--suffix", default="", help="text put after every caption as typed")
+    sp.add_argument("--recursive", action="store_true", help="include images in subfolders")
+    sp.add_argument("--extensions", default=",".join(IMAGE_EXTENSIONS), help="image file extensions")
+    sp.add_argument("--system-prompt", default=None, help="override the official system prompt ('' for none)")
+    sp.add_argument("--max-new-tokens", type=int, default=128)
+    sampling_args(sp, 0.0)
+    sp.add_argument("--repetition-penalty", type=float, default=1.0)
+    sp.add_argument("--json", action="store_true", help="print the summary as JSON")
+    sp.set_defaults(func=cmd_caption)
     return p
 
 
@@ -253,8 +321,7 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
-        args.func(args)
+        return args.func(args) or 0
     except JanusError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0

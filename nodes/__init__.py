@@ -1,5 +1,6 @@
 """ComfyUI node classes for Janus (classic API). Thin: argument plumbing and one runtime call each."""
 
+from .caption import JanusCaptionFolder
 from .generate import JanusGenerate, JanusRegenerateMasked, JanusScore
 from .loader import JanusModelLoader, register_folder
 from .understand import JanusUnderstand
@@ -15,6 +16,7 @@ NODES = {
     "JanusTokensToLatent": (JanusTokensToLatent, "Janus Tokens to Latent"),
     "JanusLatentToTokens": (JanusLatentToTokens, "Janus Latent to Tokens"),
     "JanusScore": (JanusScore, "Janus Score (best of N)"),
+    "JanusCaptionFolder": (JanusCaptionFolder, "Janus Caption Folder"),
 }
 NODE_CLASS_MAPPINGS = {name: cls for name, (cls, _) in NODES.items()}
 NODE_DISPLAY_NAME_MAPPINGS = {name: title for name, (_, title) in NODES.items()}

@@ -2,6 +2,8 @@
 import os
 
 models_dir = os.path.join(os.getcwd(), "models")
+input_directory = os.path.join(os.getcwd(), "input")
+output_directory = os.path.join(os.getcwd(), "output")
 folder_names_and_paths: dict = {}
 
 
@@ -13,3 +15,11 @@ def add_model_folder_path(folder_name, full_folder_path, is_default=False):
 
 def get_folder_paths(folder_name):
     return list(folder_names_and_paths.get(folder_name, ([], set()))[0])
+
+
+def get_input_directory():
+    return input_directory
+
+
+def get_output_directory():
+    return output_directory
