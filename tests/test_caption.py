@@ -218,3 +218,22 @@ def test_cli_caption_arguments(tiny_dir, tmp_path, capsys):
     assert "write i/n" in capsys.readouterr().err
     assert main(["caption", str(tmp_path), "--model", str(tiny_dir), "--batch", "0"]) == 2
     assert "batch_size must be at least 1" in capsys.readouterr().err
+
+
+def test_prompt_list_batches_are_fixed_and_resume_by_batch(tmp_path):
+    from janus_runtime.prompt_list import plan_prompts
+    (tmp_path / "prompts.txt").write_text("a cat\n\n  a dog  \na fox\na owl\na bee\n")
+    out = tmp_path / "out"
+    batches = plan_prompts(tmp_path / "prompts.txt", out, batch_size=2)
+    assert [[(t.index, t.prompt) for t in b] for b in batches] == [
+        [(0, "a cat"), (1, "a dog")], [(2, "a fox"), (3, "a owl")], [(4, "a bee")]]
+    for t in batches[0] + batches[1][:1]:  # batch 0 finished, batch 1 cut short by a kill
+        t.png.write_bytes(b"png")
+        t.tokens.write_bytes(b"tokens")
+    stale = out / f".00003.png.0badf00d{TMP_SUFFIX}"
+    stale.write_bytes(b"half")
+    again = plan_prompts(tmp_path / "prompts.txt", out, batch_size=2)
+    assert [[t.index for t in b] for b in again] == [[2, 3], [4]] and not stale.exists()
+    assert len(plan_prompts(tmp_path / "prompts.txt", out, batch_size=2, existing="overwrite")) == 3
+    with pytest.raises(JanusError, match="the list is empty"):
+        plan_prompts(["", "  "], out)
