@@ -13,6 +13,7 @@ from .common import SEED, sampler_inputs, send_text
 from .memory import LM, VISION, understanding_bytes
 
 EXISTING = {"skip (resume)": "skip", "overwrite": "overwrite"}
+EXTENSIONS = ", ".join(IMAGE_EXTENSIONS)
 
 
 def resolve_folder(text: str, base: str, what: str) -> Path:
@@ -70,7 +71,7 @@ class JanusCaptionFolder:
                            "Put before every caption exactly as typed, e.g. trigger words 'sks dog, '."}),
                 "suffix": ("STRING", {"default": "", "tooltip": "Put after every caption exactly as typed."}),
                 "recursive": ("BOOLEAN", {"default": False, "tooltip": "Also caption images in subfolders."}),
-                "extensions": ("STRING", {"default": ", ".join(IMAGE_EXTENSIONS),
+                "extensions": ("STRING", {"default": EXTENSIONS,
                                           "tooltip": "Image file extensions to caption."}),
                 "output_folder": ("STRING", {"default": "", "tooltip":
                                   "Empty: name.txt next to each image. Otherwise a folder inside ComfyUI's "
@@ -86,7 +87,7 @@ class JanusCaptionFolder:
         return float("nan")  # the folder's files change outside the graph: always look again
 
     def caption(self, janus_model, folder, question, existing_captions, batch_size, max_new_tokens, temperature,
-                top_k, top_p, seed, prefix="", suffix="", recursive=False, extensions=", ".join(IMAGE_EXTENSIONS),
+                top_k, top_p, seed, prefix="", suffix="", recursive=False, extensions=EXTENSIONS,
                 output_folder="", system_prompt=SYSTEM_PROMPT, node_id=None):
         import comfy.model_management as mm
         import comfy.utils
