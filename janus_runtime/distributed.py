@@ -101,15 +101,15 @@ class PromptActor:
 
 def _run(ray, rows: list[dict], actor, constructor: dict, actors: int, num_gpus: float, num_cpus: float):
     """Rows in, result rows out in input order, as they complete."""
-    from ray.data import DataContext
+    from ray.data import ActorPoolStrategy, DataContext
     if actors < 1:
         raise JanusError(f"actors must be at least 1; got {actors}")
     options = DataContext.get_current().execution_options
     keep, options.preserve_order = options.preserve_order, True  # results (and jsonl rows) in file order
     try:
         ds = ray.data.from_items(rows, override_num_blocks=min(len(rows), MAX_BLOCKS))
-        ds = ds.map_batches(actor, fn_constructor_kwargs=constructor, batch_size=1, concurrency=actors,
-                            num_gpus=num_gpus, num_cpus=num_cpus)
+        ds = ds.map_batches(actor, fn_constructor_kwargs=constructor, batch_size=1,
+                            compute=ActorPoolStrategy(size=actors), num_gpus=num_gpus, num_cpus=num_cpus)
         yield from ds.iter_rows()
     finally:
         options.preserve_order = keep
