@@ -1,0 +1,313 @@
+"""Mutation testing: put known bug patterns into a copy of the repository, one at a time, and report which the
+test suite misses.
+
+Each mutation names a file, one or more (original, mutated) snippets and the tests that should catch it. The
+copy is made once (the work tree as it is, uncommitted edits included; .git and virtual environments left out);
+each mutation edits it, runs its tests with pytest -x, and is undone. An original snippet that is not in the file
+exactly once is reported as ERROR (the pattern has gone stale after a refactor; update it), never as caught.
+
+    python tools/mutation_test.py                 # all mutations, table on stdout
+    python tools/mutation_test.py --list          # names only
+    python tools/mutation_test.py -k rope -k top_p --json out.json
+
+Not part of CI: it runs the selected tests once per mutation (minutes on a small CPU machine).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+PARITY = "tests/test_parity.py"
+DECODE = "tests/test_parity_decode.py"
+SAMPLING_HF = "tests/test_sampling_vs_transformers.py"
+LOWP = "tests/test_llama_lowp_vs_hf.py"
+JANUS_HF = "tests/test_vs_transformers_janus.py"
+NODES = "tests/test_nodes.py"
+
+
+@dataclass
+class Mutation:
+    name: str
+    file: str
+    edits: list  # [(original, mutated)]; each original must occur exactly once in ``file``
+    tests: list  # pytest arguments: files, node ids, or "-k" expressions
+    why: str = ""
+    issue: bool = False  # listed in issue 11's table (the others are siblings of those)
+
+
+M = Mutation
+MUTATIONS = [
+    # ---- the bugs of issue 11's table -------------------------------------------------------------------
+    M("decode_rope_off_by_one", "janus_runtime/sampling.py",
+      [("self.next_pos = positions[:, -1:].to(self.device) + 1", "self.next_pos = positions[:, -1:].to(self.device) + 2")],
+      [DECODE], "RoPE positions of cached decode steps one too far (prefill right)", True),
+    M("top_p_before_temperature", "janus_runtime/sampling.py",
+      [("    if temperature != 1:\n        logits = logits / temperature\n    logits = filter_logits(logits, top_k, top_p)\n",
+        "    logits = filter_logits(logits, top_k, top_p)\n    if temperature != 1:\n        logits = logits / temperature\n")],
+      [SAMPLING_HF], "top-k/top-p filter before temperature (transformers: temperature first)", True),
+    M("repetition_penalty_inverted", "janus_runtime/sampling.py",
+      [("torch.where(picked > 0, picked / repetition_penalty,", "torch.where(picked < 0, picked / repetition_penalty,")],
+      [SAMPLING_HF], "repeated tokens rewarded instead of penalised", True),
+    M("score_keeps_worst", "nodes/generate.py",
+      [("torch.argsort(logprobs, descending=True)", "torch.argsort(logprobs, descending=False)")],
+      [NODES], "Janus Score keeps the worst grids", True),
+    M("preview_bare_pil", "nodes/generate.py",
+      [('return ("JPEG", canvas, 512)', "return canvas")],
+      [NODES], "preview sent as a bare PIL image instead of ('JPEG', image, size)", True),
+    M("understand_skips_memory_manager", "nodes/understand.py",
+      [("janus_model.load(parts, understanding_bytes(", "(lambda *a: None)(parts, understanding_bytes(")],
+      [NODES], "Janus Understand never asks ComfyUI to load its components", True),
+    M("rmsnorm_not_fp32", "janus_runtime/llama.py",
+      [("h = x if x.dtype == torch.float32 else x.float()", "h = x")],
+      [LOWP], "RMSNorm normalises in the activation dtype", True),
+    M("score_ignores_cfg_until", "janus_runtime/sampling.py",
+      [("guided[guided_steps:] = cond[guided_steps:]", "pass")],
+      [DECODE], "cfg_until ignored when scoring", True),
+    M("hf_layout_qk_swapped_both_ways", "janus_runtime/weights.py",
+      [('Recipe([parts[p] for p in "qkv"], "cat0")', 'Recipe([parts[p] for p in "kqv"], "cat0")'),
+       ('for name, part in zip("qkv", t.chunk(3, 0)):', 'for name, part in zip("kqv", t.chunk(3, 0)):')],
+      [JANUS_HF, "tests/test_config_and_keys.py", PARITY], "q/k swapped in both directions of the HF key mapping",
+      True),
+
+    # ---- siblings ---------------------------------------------------------------------------------------
+    M("forced_prefix_positions_off_by_one", "janus_runtime/sampling.py",
+      [("torch.arange(embeds.shape[1] - valid_len)", "torch.arange(1, embeds.shape[1] - valid_len + 1)")],
+      [DECODE], "kept prefix codes at the wrong RoPE positions in partial regeneration"),
+    M("decode_cache_slot_off_by_one", "janus_runtime/sampling.py",
+      [("self.slot = torch.tensor([self.length], device=self.device)",
+        "self.slot = torch.tensor([self.length + 1], device=self.device)")],
+      [DECODE], "decode steps write the KV cache one slot late (attend an empty slot)"),
+    M("decode_attends_one_slot_too_many", "janus_runtime/sampling.py",
+      [("hidden = self.llama(embeds, slots, positions, mask, kv_len=self.length)",
+        "hidden = self.llama(embeds, slots, positions, mask, kv_len=self.length + 1)")],
+      [DECODE], "decode steps attend a not-yet-written cache slot"),
+    M("cfg_rows_swapped_in_generation", "janus_runtime/sampling.py",
+      [("cond, uncond = logits[:n], logits[n:]", "uncond, cond = logits[:n], logits[n:]")],
+      [DECODE], "conditional and unconditional rows swapped in the sampling loop"),
+    M("cfg_rows_swapped_in_scoring", "janus_runtime/sampling.py",
+      [("cond, uncond = logits[0], logits[1]", "uncond, cond = logits[0], logits[1]")],
+      [DECODE, PARITY], "conditional and unconditional rows swapped in the scorer"),
+    M("cfg_formula_wrong", "janus_runtime/sampling.py",
+      [("guided = uncond + cfg * (cond - uncond) if step < guided_steps else cond",
+        "guided = cond + cfg * (cond - uncond) if step < guided_steps else cond")],
+      [DECODE], "guidance added to the conditional logits instead of the unconditional"),
+    M("decode_code_fed_to_cond_row_only", "janus_runtime/sampling.py",
+      [("x = torch.cat([x, x])", "x = torch.cat([x, torch.zeros_like(x)])")],
+      [DECODE], "the sampled code is not fed to the unconditional row"),
+    M("generation_ignores_cfg_until", "janus_runtime/sampling.py",
+      [("if step < guided_steps else cond", "if True else cond")],
+      [DECODE], "cfg_until ignored when generating"),
+    M("uncond_row_not_padded", "janus_runtime/sampling.py",
+      [("[r[0]] + [text.ids.pad] * (len(r) - 2) + [r[-1]]", "[r[0]] + r[1:-1] + [r[-1]]")],
+      [PARITY, DECODE], "unconditional row keeps the prompt (no guidance)"),
+    M("boi_missing_in_generation_prompt", "janus_runtime/processing.py",
+      [('self.sft_prompt([(user, prompt), (assistant, "")], "") + BOI_TAG',
+        'self.sft_prompt([(user, prompt), (assistant, "")], "")')],
+      [PARITY, DECODE], "generation prompt without <begin_of_image>"),
+    M("left_padding_mask_off", "janus_runtime/llama.py",
+      [("& self.key_valid[:, None, :s]", "")],
+      ["tests/test_llama_vs_hf.py", DECODE], "pad slots of left-padded rows attended"),
+    M("decode_step_ignores_padding", "janus_runtime/sampling.py",
+      [("if t > 1 or self.padded else None", "if t > 1 else None")],
+      [DECODE], "one-token decode steps of a padded batch run without the pad mask"),
+    M("image_placeholder_order", "janus_runtime/sampling.py",
+      [("flat = [im for imgs in images for im in imgs]", "flat = [im for imgs in images for im in reversed(imgs)]")],
+      [JANUS_HF], "images put into the placeholders in reverse order"),
+    M("codebook_not_l2_normalised", "janus_runtime/vq.py",
+      [("return F.normalize(self.embedding.weight.to(device, dtype), p=2, dim=-1)",
+        "return self.embedding.weight.to(device, dtype)")],
+      [PARITY, JANUS_HF], "VQ codebook used without l2 normalisation"),
+    M("vit_layernorm_eps", "janus_runtime/vit.py", [("LN_EPS = 1e-6", "LN_EPS = 1e-5")],
+      [PARITY, JANUS_HF], "ViT LayerNorm eps 1e-5 instead of 1e-6"),
+    M("vit_gelu_tanh", "janus_runtime/vit.py",
+      [("return self.fc2(F.gelu(self.fc1(x)))", 'return self.fc2(F.gelu(self.fc1(x), approximate="tanh"))')],
+      [PARITY, JANUS_HF], "ViT MLP GELU tanh approximation instead of erf"),
+    M("projector_gelu_tanh", "janus_runtime/vit.py",
+      [("mods += [nn.GELU(), ", 'mods += [nn.GELU(approximate="tanh"), ')],
+      [PARITY, JANUS_HF], "aligner/gen_aligner GELU tanh approximation"),
+    M("gen_head_gelu_tanh", "janus_runtime/lm.py",
+      [("F.gelu(self.output_mlp_projector(h))", 'F.gelu(self.output_mlp_projector(h), approximate="tanh")')],
+      [PARITY, JANUS_HF], "gen_head GELU tanh approximation"),
+    M("uint8_rounding", "janus_runtime/processing.py",
+      [("return x.to(torch.uint8).permute(0, 2, 3, 1)", "return x.round().to(torch.uint8).permute(0, 2, 3, 1)")],
+      [PARITY], "decoded pixels rounded instead of truncated (official: truncation)"),
+    M("top_p_one_token_too_few", "janus_runtime/sampling.py",
+      [("drop = probs.cumsum(-1) - probs >= top_p", "drop = probs.cumsum(-1) >= top_p")],
+      [SAMPLING_HF], "top-p drops the token that crosses the threshold"),
+    M("top_k_one_too_many", "janus_runtime/sampling.py",
+      [("kth = torch.topk(logits, top_k, dim=-1)", "kth = torch.topk(logits, top_k + 1, dim=-1)")],
+      [SAMPLING_HF], "top-k keeps k+1 tokens"),
+    M("temperature_multiplies", "janus_runtime/sampling.py",
+      [("logits = logits / temperature", "logits = logits * temperature")],
+      [SAMPLING_HF], "logits multiplied by the temperature"),
+    M("rope_table_in_low_precision", "janus_runtime/llama.py",
+      [("freqs = torch.arange(length, device=device).float()[:, None] * inv_freq",
+        "freqs = (torch.arange(length, device=device).to(dtype)[:, None] * inv_freq.to(dtype)).float()")],
+      [LOWP], "RoPE angles computed in the activation dtype (bf16 positions > 256 are inexact)"),
+    M("vq_upsample_bilinear", "janus_runtime/vq.py",
+      [('F.interpolate(x, scale_factor=2.0, mode="nearest")', 'F.interpolate(x, scale_factor=2.0, mode="bilinear")')],
+      [PARITY, JANUS_HF], "VQ decoder upsamples bilinearly instead of nearest"),
+    M("vq_downsample_pad_side", "janus_runtime/vq.py",
+      [("F.pad(x, (0, 1, 0, 1))", "F.pad(x, (1, 0, 1, 0))")],
+      [PARITY, JANUS_HF], "VQ encoder pads the wrong side before its stride-2 conv"),
+    M("vq_attention_scale", "janus_runtime/vq.py",
+      [("torch.bmm(q, k) * c ** -0.5", "torch.bmm(q, k) * (c // 2) ** -0.5")],
+      [PARITY, JANUS_HF], "VQ attention scaled by the wrong width"),
+    M("vq_groupnorm_eps", "janus_runtime/vq.py", [("GN_GROUPS, GN_EPS = 32, 1e-6", "GN_GROUPS, GN_EPS = 32, 1e-5")],
+      [PARITY, JANUS_HF], "VQ GroupNorm eps 1e-5 instead of 1e-6"),
+    M("resize_bilinear", "janus_runtime/processing.py",
+      [("image = image.resize((nw, nh), Image.BICUBIC)", "image = image.resize((nw, nh), Image.BILINEAR)")],
+      [PARITY], "understanding images resized bilinearly (official: bicubic)"),
+    M("hf_pos_embed_not_unsqueezed", "janus_runtime/weights.py",
+      [('recipes["vision_model.vision_tower.pos_embed"] = Recipe([k], "unsqueeze0")',
+        'recipes["vision_model.vision_tower.pos_embed"] = Recipe([k], "single")')],
+      [JANUS_HF], "transformers-layout position embedding loaded without its batch axis"),
+    M("hf_projector_index_off", "janus_runtime/weights.py",
+      [("v = (v - 2) // 2 if to_hf else 2 * v + 2", "v = (v - 2) // 2 if to_hf else 2 * v + 1")],
+      [JANUS_HF, "tests/test_config_and_keys.py"], "transformers-layout projector hidden layers mapped to the GELU slot"),
+    M("regeneration_skips_no_draws", "janus_runtime/sampling.py",
+      [("_skip_draws(gens, start, device)", "None")],
+      ["tests/test_sampling.py"], "regenerating from a kept prefix does not skip the prefix's draws"),
+]
+
+
+# ------------------------------------------------------------------------------------------------------------
+
+def copy_tree(src: Path, dst: Path):
+    ignore = shutil.ignore_patterns(".git", ".venv*", "__pycache__", "*.pyc", ".pytest_cache", "node_modules",
+                                    ".ruff_cache")
+    shutil.copytree(src, dst, ignore=ignore, symlinks=True)
+
+
+def run_pytest(tree: Path, tests: list, timeout: int, env: dict) -> dict:
+    cmd = [sys.executable, "-m", "pytest", "-x", "-q", "-rfEs", "-p", "no:cacheprovider", *tests]
+    start = time.time()
+    try:
+        proc = subprocess.run(cmd, cwd=tree, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"rc": None, "seconds": time.time() - start, "failed": [], "skipped": 0, "tail": "timeout"}
+    out = proc.stdout + proc.stderr
+    failed = re.findall(r"^(?:FAILED|ERROR) (\S+)", out, re.M)
+    m = re.search(r"(\d+) skipped", out)
+    return {"rc": proc.returncode, "seconds": time.time() - start, "failed": failed,
+            "skipped": int(m[1]) if m else 0, "tail": "\n".join(out.strip().splitlines()[-15:])}
+
+
+def apply(tree: Path, mutation: Mutation) -> str | None:
+    """Edit the copy; returns an error message instead when a snippet does not occur exactly once."""
+    path = tree / mutation.file
+    if not path.is_file():
+        return f"{mutation.file} does not exist"
+    text = path.read_text(encoding="utf-8")
+    for original, mutated in mutation.edits:
+        count = text.count(original)
+        if count != 1:
+            return f"snippet found {count} times in {mutation.file} (expected once): {original[:70]!r}"
+        text = text.replace(original, mutated)
+    path.write_text(text, encoding="utf-8")
+    return None
+
+
+def classify(result: dict) -> str:
+    if result["rc"] is None:
+        return "ERROR (timeout)"
+    if result["rc"] == 0:
+        return "SURVIVED"
+    if result["rc"] == 1 and result["failed"]:
+        return "caught"
+    return f"ERROR (pytest exit {result['rc']})"  # collection error, usage error, no tests collected
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-k", dest="only", action="append", default=[],
+                    help="run only mutations whose name contains this (repeatable)")
+    ap.add_argument("--list", action="store_true", help="list the mutations, say which patterns still apply, exit")
+    ap.add_argument("--timeout", type=int, default=900, help="seconds per pytest run (default 900)")
+    ap.add_argument("--json", type=Path, help="also write the results here as JSON")
+    ap.add_argument("--no-baseline", action="store_true", help="skip the unmutated run of the selected tests")
+    ap.add_argument("--repo", type=Path, default=ROOT, help="work tree to copy (default: this repository)")
+    args = ap.parse_args(argv)
+
+    selected = [m for m in MUTATIONS if not args.only or any(k in m.name for k in args.only)]
+    if args.list:
+        stale = 0
+        for m in selected:
+            path = args.repo / m.file
+            text = path.read_text(encoding="utf-8") if path.is_file() else ""
+            ok = all(text.count(original) == 1 for original, _ in m.edits)
+            stale += not ok
+            print(f"{m.name:40s} {'ok   ' if ok else 'STALE'} {m.file:28s} {' '.join(m.tests)}")
+        return 1 if stale else 0
+    if not selected:
+        print("no mutation matches", file=sys.stderr)
+        return 2
+
+    repo = args.repo.resolve()
+    shared = Path(os.environ.get("JANUS_SHARED", repo.parent / "shared")).resolve()
+    env = dict(os.environ)
+    env.update(JANUS_SHARED=str(shared), OMP_WAIT_POLICY=env.get("OMP_WAIT_POLICY", "PASSIVE"),
+               PYTHONDONTWRITEBYTECODE="1")
+    results = []
+    with tempfile.TemporaryDirectory(prefix="janus-mutants-") as tmp:
+        tree = Path(tmp) / "repo"
+        copy_tree(repo, tree)
+        env["PYTHONPATH"] = os.pathsep.join([str(tree)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+        if not args.no_baseline:
+            tests = sorted({t for m in selected for t in m.tests})
+            base = run_pytest(tree, tests, args.timeout * 2, env)
+            print(f"baseline: {' '.join(tests)}: exit {base['rc']}, {base['skipped']} skipped, "
+                  f"{base['seconds']:.0f}s", flush=True)
+            if base["rc"] != 0:
+                print("The unmutated tests do not pass; fix that first:\n" + base["tail"], file=sys.stderr)
+                return 2
+            if base["skipped"]:
+                print(f"warning: {base['skipped']} test(s) skipped in the baseline (reference missing?); "
+                      f"a mutation only they would catch survives", file=sys.stderr)
+        for m in selected:
+            path = tree / m.file
+            before = path.read_bytes() if path.is_file() else None
+            error = apply(tree, m)
+            if error:
+                res = {"rc": None, "seconds": 0.0, "failed": [], "skipped": 0, "tail": error}
+                status = f"ERROR (stale pattern: {error})"
+            else:
+                try:
+                    res = run_pytest(tree, m.tests, args.timeout, env)
+                finally:
+                    path.write_bytes(before)
+                status = classify(res)
+            results.append({"name": m.name, "file": m.file, "issue_table": m.issue, "why": m.why,
+                            "tests": m.tests, "status": status, "caught_by": res["failed"][:3],
+                            "seconds": round(res["seconds"], 1)})
+            print(f"{m.name:40s} {status:10s} {', '.join(res['failed'][:2])} ({res['seconds']:.0f}s)", flush=True)
+            if status.startswith("ERROR") and not error:
+                print("    " + res["tail"].replace("\n", "\n    "), flush=True)
+
+    print("\n| mutation | file | result | caught by |\n|---|---|---|---|")
+    for r in results:
+        mark = " (issue)" if r["issue_table"] else ""
+        print(f"| {r['name']}{mark} | {r['file']} | {r['status']} | {', '.join(r['caught_by']) or '-'} |")
+    survived = [r["name"] for r in results if r["status"] == "SURVIVED"]
+    errors = [r["name"] for r in results if r["status"].startswith("ERROR")]
+    print(f"\n{len(results)} mutations: {len(results) - len(survived) - len(errors)} caught, "
+          f"{len(survived)} survived {survived or ''}, {len(errors)} errors {errors or ''}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 1 if survived or errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
