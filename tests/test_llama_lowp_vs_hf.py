@@ -15,7 +15,7 @@ from transformers import LlamaForCausalLM
 from transformers.models.llama.modeling_llama import LlamaRMSNorm
 
 from janus_runtime.config import LlamaConfig
-from janus_runtime.llama import Llama, RMSNorm, fuse_checkpoint_keys
+from janus_runtime.llama import Llama, RMSNorm
 
 SIZES = dict(vocab_size=300, hidden_size=64, intermediate_size=176, num_hidden_layers=3, num_attention_heads=4,
              max_position_embeddings=1024)
@@ -36,7 +36,7 @@ def pair(seed, kv_heads, dtype):
             else:
                 p.copy_(torch.randn_like(p) / p.shape[1] ** 0.5)
     ours = Llama(LlamaConfig(**sizes))
-    ours.load_state_dict(fuse_checkpoint_keys(dict(hf.state_dict()), sizes["num_hidden_layers"]), strict=True)
+    ours.load_state_dict(hf.state_dict(), strict=True)  # q/k/v and gate/up fuse while loading
     return hf.to(dtype), ours.eval().to(dtype)
 
 

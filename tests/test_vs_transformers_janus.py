@@ -107,6 +107,24 @@ def test_vision_tower_and_aligner(hf_pair):
 
 
 @torch.inference_mode()
+def test_normalisation_eps_on_small_activations(hf_pair):
+    """eps only shows where activations are tiny: every ViT LayerNorm and VQ GroupNorm on inputs of scale 1e-4."""
+    hf, ours, sizes = hf_pair
+    g = torch.Generator().manual_seed(7)
+    tower, hf_vit = ours.vision.vision_tower, hf.model.vision_model
+    pairs = [(tower.norm, hf_vit.post_layernorm)]
+    for block, layer in zip(tower.blocks, hf_vit.encoder.layers):
+        pairs += [(block.norm1, layer.layer_norm1), (block.norm2, layer.layer_norm2)]
+    x = 1e-4 * torch.randn(2, 5, sizes["vision_config"]["hidden_size"], generator=g)
+    for a, b in pairs:
+        close(a(x), b(x), what="ViT LayerNorm on small inputs")
+    for a, b in [(ours.vq.encoder.norm_out, hf.model.vqmodel.encoder.norm_out),
+                 (ours.vq.decoder.norm_out, hf.model.vqmodel.decoder.norm_out)]:
+        x = 1e-4 * torch.randn(1, a.num_channels, 4, 4, generator=g)
+        close(a(x), b(x), what="VQ GroupNorm on small inputs")
+
+
+@torch.inference_mode()
 def test_understanding_logits_with_images(hf_pair):
     """Prompt ids with two images (placeholders expanded by us) give transformers' logits at every position."""
     hf, ours, sizes = hf_pair
