@@ -7,6 +7,7 @@ Same tolerance as tests/test_parity.py (``close``: 1e-5 of each tensor's scale);
 """
 
 import json
+from contextlib import contextmanager
 
 import torch
 
@@ -18,11 +19,20 @@ from test_parity import GEN_PROMPT, QUESTION, close
 pytestmark = needs_reference
 
 
-def _session(model, valid, max_len):
-    """The samplers' KV-cache session: prefill once, then one position per ``extend``."""
+@contextmanager
+def decode_session(model, valid, new_tokens):
+    """The samplers' own KV-cache session for prompt rows ``valid`` [R, L]: ``prefill(embeds)`` once, then
+    ``step(embeds)`` appends one position. (The one place these tests touch the session API.)"""
     from janus_runtime.sampling import _Session
     positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-    return _Session(model, valid, positions, max_len), positions
+    session = _Session(model, valid, positions, valid.shape[1] + new_tokens)
+    session.step = session.extend
+    prefill = session.prefill
+    session.prefill = lambda embeds: prefill(embeds, positions)
+    try:
+        yield session
+    finally:
+        session.close()
 
 
 class Capture:
@@ -44,21 +54,17 @@ def test_understanding_logits_at_every_greedy_step_through_the_cache(ref_model):
     embeds, ids, expected = und["inputs_embeds"], und["greedy_ids"], und["greedy_step_logits"]
     t, steps = embeds.shape[1], ids.shape[1]
     llama = ref_model.lm.language_model
-    session, positions = _session(ref_model, torch.ones(1, t, dtype=torch.bool), t + steps)
-    try:
-        with torch.inference_mode():
-            hidden = session.prefill(embeds, positions)[:, -1]
-            for s in range(steps):
-                logits = llama.logits(hidden)[0]
-                try:
-                    close(logits, expected[s])
-                except AssertionError as e:
-                    raise AssertionError(f"decode step {s}: {e}") from None
-                assert int(logits.argmax()) == int(ids[0, s])
-                if s + 1 < steps:  # teacher forcing: the reference token, not ours
-                    hidden = session.extend(ref_model.lm.embed_text(ids[:, s:s + 1]))[:, -1]
-    finally:
-        session.close()
+    with torch.inference_mode(), decode_session(ref_model, torch.ones(1, t, dtype=torch.bool), steps) as session:
+        hidden = session.prefill(embeds)[:, -1]
+        for s in range(steps):
+            logits = llama.logits(hidden)[0]
+            try:
+                close(logits, expected[s])
+            except AssertionError as e:
+                raise AssertionError(f"decode step {s}: {e}") from None
+            assert int(logits.argmax()) == int(ids[0, s])
+            if s + 1 < steps:  # teacher forcing: the reference token, not ours
+                hidden = session.step(ref_model.lm.embed_text(ids[:, s:s + 1]))[:, -1]
 
 
 def test_understanding_in_a_left_padded_batch_matches_at_every_step(ref_model):
@@ -92,31 +98,27 @@ def test_generation_cfg_logits_at_every_step_through_the_cache(ref_model):
     cond_ids, uncond_ids = gen["cfg_tokens"][0], gen["cfg_tokens"][1]
     ids = torch.stack([cond_ids] * n + [uncond_ids] * n)  # our row layout: conditional rows, then unconditional
     lm = ref_model.lm
-    session, positions = _session(ref_model, torch.ones(ids.shape, dtype=torch.bool), ids.shape[1] + total)
     saved = {s: i for i, s in enumerate(meta["cfg_logits_steps"])}
-    try:
-        with torch.inference_mode():
-            hidden = session.prefill(lm.embed_text(ids), positions)[:, -1]
-            for s in range(total):
-                logits = lm.gen_head(hidden)
-                cond, uncond = logits[:n], logits[n:]
-                cfg = uncond + w * (cond - uncond)
-                if s in saved:
-                    for name, t in (("cond", cond), ("uncond", uncond), ("cfg", cfg)):
-                        try:
-                            close(t, gen[f"{name}_logits"][:, saved[s]])
-                        except AssertionError as e:
-                            raise AssertionError(f"step {s} {name}: {e}") from None
-                logp = (cfg / temp).log_softmax(-1).gather(-1, tokens[:, s:s + 1])[:, 0]
-                try:
-                    close(logp, gen["step_logprob"][:, s])
-                except AssertionError as e:
-                    raise AssertionError(f"step {s} log-prob: {e}") from None
-                if s + 1 < total:
-                    x = lm.embed_image_codes(tokens[:, s])[:, None]
-                    hidden = session.extend(torch.cat([x, x]))[:, -1]
-    finally:
-        session.close()
+    with torch.inference_mode(), decode_session(ref_model, torch.ones(ids.shape, dtype=torch.bool), total) as session:
+        hidden = session.prefill(lm.embed_text(ids))[:, -1]
+        for s in range(total):
+            logits = lm.gen_head(hidden)
+            cond, uncond = logits[:n], logits[n:]
+            cfg = uncond + w * (cond - uncond)
+            if s in saved:
+                for name, t in (("cond", cond), ("uncond", uncond), ("cfg", cfg)):
+                    try:
+                        close(t, gen[f"{name}_logits"][:, saved[s]])
+                    except AssertionError as e:
+                        raise AssertionError(f"step {s} {name}: {e}") from None
+            logp = (cfg / temp).log_softmax(-1).gather(-1, tokens[:, s:s + 1])[:, 0]
+            try:
+                close(logp, gen["step_logprob"][:, s])
+            except AssertionError as e:
+                raise AssertionError(f"step {s} log-prob: {e}") from None
+            if s + 1 < total:
+                x = lm.embed_image_codes(tokens[:, s])[:, None]
+                hidden = session.step(torch.cat([x, x]))[:, -1]
 
 
 def _regenerate_with_reference(model, images, mask, **kw):

@@ -40,26 +40,45 @@ NODES = "tests/test_nodes.py"
 @dataclass
 class Mutation:
     name: str
-    file: str
-    edits: list  # [(original, mutated)]; each original must occur exactly once in ``file``
-    tests: list  # pytest arguments: files, node ids, or "-k" expressions
+    variants: list  # [(file, [(original, mutated), ...])]: the first variant whose originals all occur exactly
+    #                 once in its file is applied (one variant per code layout the pattern has lived in)
+    tests: list     # pytest arguments: files, node ids, or "-k" expressions
     why: str = ""
     issue: bool = False  # listed in issue 11's table (the others are siblings of those)
 
+    @property
+    def file(self) -> str:
+        return self.variants[0][0]
 
-M = Mutation
+
+def M(name, file, edits, tests, why, issue=False, alt=()):
+    """A mutation of ``file``; ``alt``: (file, edits) of the same bug in another layout of the code."""
+    return Mutation(name, [(file, edits), *alt], tests, why, issue)
+
+
+SAMPLING, GENERATION = "janus_runtime/sampling.py", "janus_runtime/generation.py"
+SESSION, UNDERSTANDING = "janus_runtime/lm_session.py", "janus_runtime/understanding.py"
+# Most sampler patterns come in two layouts: sampling.py as one module, and after the sampler was split into
+# sampling.py (primitives), generation.py, understanding.py and lm_session.py.
 MUTATIONS = [
     # ---- the bugs of issue 11's table -------------------------------------------------------------------
-    M("decode_rope_off_by_one", "janus_runtime/sampling.py",
-      [("self.next_pos = positions[:, -1:].to(self.device) + 1", "self.next_pos = positions[:, -1:].to(self.device) + 2")],
-      [DECODE], "RoPE positions of cached decode steps one too far (prefill right)", True),
-    M("top_p_before_temperature", "janus_runtime/sampling.py",
-      [("    if temperature != 1:\n        logits = logits / temperature\n    logits = filter_logits(logits, top_k, top_p)\n",
-        "    logits = filter_logits(logits, top_k, top_p)\n    if temperature != 1:\n        logits = logits / temperature\n")],
-      [SAMPLING_HF], "top-k/top-p filter before temperature (transformers: temperature first)", True),
-    M("repetition_penalty_inverted", "janus_runtime/sampling.py",
-      [("torch.where(picked > 0, picked / repetition_penalty,", "torch.where(picked < 0, picked / repetition_penalty,")],
-      [SAMPLING_HF], "repeated tokens rewarded instead of penalised", True),
+    M("decode_rope_off_by_one", SAMPLING,
+      [("self.next_pos = positions[:, -1:].to(self.device) + 1",
+        "self.next_pos = positions[:, -1:].to(self.device) + 2")],
+      [DECODE], "RoPE positions of cached decode steps one too far (prefill right)", True,
+      alt=[(SESSION, [("torch.clamp(self.slot - self.pads, min=0, out=self.next_pos)",
+                       "torch.clamp(self.slot - self.pads + 1, min=0, out=self.next_pos)")])]),
+    M("top_p_before_temperature", SAMPLING,
+      [("if temperature != 1:\n        logits = logits / temperature\n    logits = filter_logits(logits, top_k, top_p)",
+        "logits = filter_logits(logits, top_k, top_p)\n    if temperature != 1:\n        logits = logits / temperature")],
+      [SAMPLING_HF], "top-k/top-p filter before temperature (transformers: temperature first)", True,
+      alt=[(SAMPLING, [("logits = filter_logits(apply_temperature(logits, temperature), top_k, top_p)",
+                        "logits = apply_temperature(filter_logits(logits.float(), top_k, top_p), temperature)")])]),
+    M("repetition_penalty_inverted", SAMPLING,
+      [("torch.where(picked > 0, picked / repetition_penalty,",
+        "torch.where(picked < 0, picked / repetition_penalty,")],
+      [SAMPLING_HF], "repeated tokens rewarded instead of penalised", True,
+      alt=[(SAMPLING, [("torch.where(picked > 0, picked / penalty,", "torch.where(picked < 0, picked / penalty,")])]),
     M("score_keeps_worst", "nodes/generate.py",
       [("torch.argsort(logprobs, descending=True)", "torch.argsort(logprobs, descending=False)")],
       [NODES], "Janus Score keeps the worst grids", True),
@@ -72,9 +91,11 @@ MUTATIONS = [
     M("rmsnorm_not_fp32", "janus_runtime/llama.py",
       [("h = x if x.dtype == torch.float32 else x.float()", "h = x")],
       [LOWP], "RMSNorm normalises in the activation dtype", True),
-    M("score_ignores_cfg_until", "janus_runtime/sampling.py",
+    M("score_ignores_cfg_until", SAMPLING,
       [("guided[guided_steps:] = cond[guided_steps:]", "pass")],
-      [DECODE], "cfg_until ignored when scoring", True),
+      [DECODE], "cfg_until ignored when scoring", True,
+      alt=[(GENERATION, [("guided = guidance.combine(cond, uncond, 0, total)",
+                          "guided = Guidance(guidance.weight).combine(cond, uncond, 0, total)")])]),
     M("hf_layout_qk_swapped_both_ways", "janus_runtime/weights.py",
       [('Recipe([parts[p] for p in "qkv"], "cat0")', 'Recipe([parts[p] for p in "kqv"], "cat0")'),
        ('for name, part in zip("qkv", t.chunk(3, 0)):', 'for name, part in zip("kqv", t.chunk(3, 0)):')],
@@ -82,36 +103,51 @@ MUTATIONS = [
       True),
 
     # ---- siblings ---------------------------------------------------------------------------------------
-    M("forced_prefix_positions_off_by_one", "janus_runtime/sampling.py",
+    M("forced_prefix_hand_over_off_by_one", SAMPLING,
       [("torch.arange(embeds.shape[1] - valid_len)", "torch.arange(1, embeds.shape[1] - valid_len + 1)")],
-      [DECODE], "kept prefix codes at the wrong RoPE positions in partial regeneration"),
-    M("decode_cache_slot_off_by_one", "janus_runtime/sampling.py",
+      [DECODE], "partial regeneration: the kept prefix and the first sampled step misaligned",
+      alt=[(GENERATION, [("return sampler.next_tokens(session.prefill(embeds)[:, -1], known.shape[1])",
+                          "return sampler.next_tokens(session.prefill(embeds)[:, -1], known.shape[1] + 1)")])]),
+    M("decode_cache_slot_off_by_one", SAMPLING,
       [("self.slot = torch.tensor([self.length], device=self.device)",
         "self.slot = torch.tensor([self.length + 1], device=self.device)")],
-      [DECODE], "decode steps write the KV cache one slot late (attend an empty slot)"),
-    M("decode_attends_one_slot_too_many", "janus_runtime/sampling.py",
+      [DECODE], "decode steps write the KV cache one slot late (attend an empty slot)",
+      alt=[(SESSION, [("self.slot.fill_(length)", "self.slot.fill_(length + 1)")])]),
+    M("decode_attends_one_slot_too_many", SAMPLING,
       [("hidden = self.llama(embeds, slots, positions, mask, kv_len=self.length)",
         "hidden = self.llama(embeds, slots, positions, mask, kv_len=self.length + 1)")],
-      [DECODE], "decode steps attend a not-yet-written cache slot"),
-    M("cfg_rows_swapped_in_generation", "janus_runtime/sampling.py",
+      [DECODE], "decode steps attend a not-yet-written cache slot",
+      alt=[(SESSION, [("hidden = self.llama(embeds, slots, positions, mask, kv_len=end)",
+                       "hidden = self.llama(embeds, slots, positions, mask, kv_len=end + (t == 1))")])]),
+    M("cfg_rows_swapped_in_generation", SAMPLING,
       [("cond, uncond = logits[:n], logits[n:]", "uncond, cond = logits[:n], logits[n:]")],
-      [DECODE], "conditional and unconditional rows swapped in the sampling loop"),
-    M("cfg_rows_swapped_in_scoring", "janus_runtime/sampling.py",
+      [DECODE], "conditional and unconditional rows swapped in the sampling loop",
+      alt=[(GENERATION, [("self.guidance.combine(logits[:n, None], logits[n:, None], step, self.total)",
+                          "self.guidance.combine(logits[n:, None], logits[:n, None], step, self.total)")])]),
+    M("cfg_rows_swapped_in_scoring", SAMPLING,
       [("cond, uncond = logits[0], logits[1]", "uncond, cond = logits[0], logits[1]")],
-      [DECODE, PARITY], "conditional and unconditional rows swapped in the scorer"),
-    M("cfg_formula_wrong", "janus_runtime/sampling.py",
+      [DECODE, PARITY], "conditional and unconditional rows swapped in the scorer",
+      alt=[(GENERATION, [("cond, uncond = lm.gen_head(hidden[[i, n + i]])",
+                          "uncond, cond = lm.gen_head(hidden[[i, n + i]])")])]),
+    M("cfg_formula_wrong", SAMPLING,
       [("guided = uncond + cfg * (cond - uncond) if step < guided_steps else cond",
         "guided = cond + cfg * (cond - uncond) if step < guided_steps else cond")],
-      [DECODE], "guidance added to the conditional logits instead of the unconditional"),
-    M("decode_code_fed_to_cond_row_only", "janus_runtime/sampling.py",
+      [DECODE], "guidance added to the conditional logits instead of the unconditional",
+      alt=[(SAMPLING, [("mixed = uncond + self.weight * (cond - uncond)",
+                        "mixed = cond + self.weight * (cond - uncond)")])]),
+    M("decode_code_fed_to_cond_row_only", SAMPLING,
       [("x = torch.cat([x, x])", "x = torch.cat([x, torch.zeros_like(x)])")],
-      [DECODE], "the sampled code is not fed to the unconditional row"),
-    M("generation_ignores_cfg_until", "janus_runtime/sampling.py",
+      [DECODE], "the sampled code is not fed to the unconditional row",
+      alt=[(GENERATION, [("return torch.cat([x, x])", "return torch.cat([x, torch.zeros_like(x)])")])]),
+    M("generation_ignores_cfg_until", SAMPLING,
       [("if step < guided_steps else cond", "if True else cond")],
-      [DECODE], "cfg_until ignored when generating"),
-    M("uncond_row_not_padded", "janus_runtime/sampling.py",
+      [DECODE], "cfg_until ignored when generating",
+      alt=[(GENERATION, [("ImageSampler(model.lm, Guidance(cfg, cfg_until),",
+                          "ImageSampler(model.lm, Guidance(cfg),")])]),
+    M("uncond_row_not_padded", SAMPLING,
       [("[r[0]] + [text.ids.pad] * (len(r) - 2) + [r[-1]]", "[r[0]] + r[1:-1] + [r[-1]]")],
-      [PARITY, DECODE], "unconditional row keeps the prompt (no guidance)"),
+      [PARITY, DECODE], "unconditional row keeps the prompt (no guidance)",
+      alt=[(GENERATION, [("[r[0]] + [text.ids.pad] * (len(r) - 2) + [r[-1]]", "[r[0]] + r[1:-1] + [r[-1]]")])]),
     M("boi_missing_in_generation_prompt", "janus_runtime/processing.py",
       [('self.sft_prompt([(user, prompt), (assistant, "")], "") + BOI_TAG',
         'self.sft_prompt([(user, prompt), (assistant, "")], "")')],
@@ -119,12 +155,15 @@ MUTATIONS = [
     M("left_padding_mask_off", "janus_runtime/llama.py",
       [("& self.key_valid[:, None, :s]", "")],
       ["tests/test_llama_vs_hf.py", DECODE], "pad slots of left-padded rows attended"),
-    M("decode_step_ignores_padding", "janus_runtime/sampling.py",
+    M("decode_step_ignores_padding", SAMPLING,
       [("if t > 1 or self.padded else None", "if t > 1 else None")],
-      [DECODE], "one-token decode steps of a padded batch run without the pad mask"),
-    M("image_placeholder_order", "janus_runtime/sampling.py",
+      [DECODE], "one-token decode steps of a padded batch run without the pad mask",
+      alt=[(SESSION, [("if t > 1 or self.padded else None", "if t > 1 else None")])]),
+    M("image_placeholder_order", SAMPLING,
       [("flat = [im for imgs in images for im in imgs]", "flat = [im for imgs in images for im in reversed(imgs)]")],
-      [JANUS_HF], "images put into the placeholders in reverse order"),
+      [JANUS_HF], "images put into the placeholders in reverse order",
+      alt=[(UNDERSTANDING, [("flat = [im for imgs in images for im in imgs]",
+                             "flat = [im for imgs in images for im in reversed(imgs)]")])]),
     M("codebook_not_l2_normalised", "janus_runtime/vq.py",
       [("return F.normalize(self.embedding.weight.to(device, dtype), p=2, dim=-1)",
         "return self.embedding.weight.to(device, dtype)")],
@@ -143,15 +182,16 @@ MUTATIONS = [
     M("uint8_rounding", "janus_runtime/processing.py",
       [("return x.to(torch.uint8).permute(0, 2, 3, 1)", "return x.round().to(torch.uint8).permute(0, 2, 3, 1)")],
       [PARITY], "decoded pixels rounded instead of truncated (official: truncation)"),
-    M("top_p_one_token_too_few", "janus_runtime/sampling.py",
+    M("top_p_one_token_too_few", SAMPLING,
       [("drop = probs.cumsum(-1) - probs >= top_p", "drop = probs.cumsum(-1) >= top_p")],
       [SAMPLING_HF], "top-p drops the token that crosses the threshold"),
-    M("top_k_one_too_many", "janus_runtime/sampling.py",
+    M("top_k_one_too_many", SAMPLING,
       [("kth = torch.topk(logits, top_k, dim=-1)", "kth = torch.topk(logits, top_k + 1, dim=-1)")],
       [SAMPLING_HF], "top-k keeps k+1 tokens"),
-    M("temperature_multiplies", "janus_runtime/sampling.py",
+    M("temperature_multiplies", SAMPLING,
       [("logits = logits / temperature", "logits = logits * temperature")],
-      [SAMPLING_HF], "logits multiplied by the temperature"),
+      [SAMPLING_HF], "logits multiplied by the temperature",
+      alt=[(SAMPLING, [("else logits / temperature", "else logits * temperature")])]),
     M("rope_table_in_low_precision", "janus_runtime/llama.py",
       [("freqs = torch.arange(length, device=device).float()[:, None] * inv_freq",
         "freqs = (torch.arange(length, device=device).to(dtype)[:, None] * inv_freq.to(dtype)).float()")],
@@ -176,10 +216,12 @@ MUTATIONS = [
       [JANUS_HF], "transformers-layout position embedding loaded without its batch axis"),
     M("hf_projector_index_off", "janus_runtime/weights.py",
       [("v = (v - 2) // 2 if to_hf else 2 * v + 2", "v = (v - 2) // 2 if to_hf else 2 * v + 1")],
-      [JANUS_HF, "tests/test_config_and_keys.py"], "transformers-layout projector hidden layers mapped to the GELU slot"),
-    M("regeneration_skips_no_draws", "janus_runtime/sampling.py",
+      [JANUS_HF, "tests/test_config_and_keys.py"],
+      "transformers-layout projector hidden layers mapped to the GELU slot"),
+    M("regeneration_skips_no_draws", SAMPLING,
       [("_skip_draws(gens, start, device)", "None")],
-      ["tests/test_sampling.py"], "regenerating from a kept prefix does not skip the prefix's draws"),
+      ["tests/test_sampling.py"], "regenerating from a kept prefix does not skip the prefix's draws",
+      alt=[(GENERATION, [("skip_draws(sampler.gens, start, device)", "None")])]),
 ]
 
 
@@ -208,19 +250,32 @@ def run_pytest(tree: Path, tests: list, timeout: int, env: dict, first_failure=T
             "skipped": int(m[1]) if m else 0, "tail": "\n".join(out.strip().splitlines()[-15:])}
 
 
-def apply(tree: Path, mutation: Mutation) -> str | None:
-    """Edit the copy; returns an error message instead when a snippet does not occur exactly once."""
-    path = tree / mutation.file
-    if not path.is_file():
-        return f"{mutation.file} does not exist"
+def pick_variant(tree: Path, mutation: Mutation):
+    """(file, edits) of the first variant whose originals each occur exactly once, or (None, why not)."""
+    problems = []
+    for file, edits in mutation.variants:
+        path = tree / file
+        text = path.read_text(encoding="utf-8") if path.is_file() else None
+        counts = [text.count(original) if text is not None else 0 for original, _ in edits]
+        if all(c == 1 for c in counts):
+            return file, edits
+        bad = next(i for i, c in enumerate(counts) if c != 1)
+        problems.append(f"{file}: {edits[bad][0][:60]!r} found {counts[bad]} times" if text is not None
+                        else f"{file} does not exist")
+    return None, "; ".join(problems)
+
+
+def apply(tree: Path, mutation: Mutation):
+    """Edit the copy. Returns (file, None), or (None, error) when no variant's snippets match exactly once."""
+    file, edits = pick_variant(tree, mutation)
+    if file is None:
+        return None, edits
+    path = tree / file
     text = path.read_text(encoding="utf-8")
-    for original, mutated in mutation.edits:
-        count = text.count(original)
-        if count != 1:
-            return f"snippet found {count} times in {mutation.file} (expected once): {original[:70]!r}"
+    for original, mutated in edits:
         text = text.replace(original, mutated)
     path.write_text(text, encoding="utf-8")
-    return None
+    return file, None
 
 
 def classify(result: dict) -> str:
@@ -247,15 +302,13 @@ def main(argv=None) -> int:
 
     selected = [m for m in MUTATIONS if not args.only or any(k in m.name for k in args.only)]
     if args.tests:
-        selected = [Mutation(m.name, m.file, m.edits, list(args.tests), m.why, m.issue) for m in selected]
+        selected = [Mutation(m.name, m.variants, list(args.tests), m.why, m.issue) for m in selected]
     if args.list:
         stale = 0
         for m in selected:
-            path = args.repo / m.file
-            text = path.read_text(encoding="utf-8") if path.is_file() else ""
-            ok = all(text.count(original) == 1 for original, _ in m.edits)
-            stale += not ok
-            print(f"{m.name:40s} {'ok   ' if ok else 'STALE'} {m.file:28s} {' '.join(m.tests)}")
+            file, why = pick_variant(args.repo, m)
+            stale += file is None
+            print(f"{m.name:36s} {file or 'STALE ' + why:32s} {' '.join(m.tests)}")
         return 1 if stale else 0
     if not selected:
         print("no mutation matches", file=sys.stderr)
@@ -287,10 +340,12 @@ def main(argv=None) -> int:
             if base["skipped"]:
                 print(f"warning: {base['skipped']} test(s) skipped in the baseline (reference missing?); "
                       f"a mutation only they would catch survives", file=sys.stderr)
+        originals = {}
         for m in selected:
-            path = tree / m.file
-            before = path.read_bytes() if path.is_file() else None
-            error = apply(tree, m)
+            for file, _ in m.variants:
+                if (tree / file).is_file():
+                    originals.setdefault(file, (tree / file).read_bytes())
+            file, error = apply(tree, m)
             if error:
                 res = {"rc": None, "seconds": 0.0, "failed": [], "skipped": 0, "tail": error}
                 status = f"ERROR (stale pattern: {error})"
@@ -298,9 +353,9 @@ def main(argv=None) -> int:
                 try:
                     res = run_pytest(tree, m.tests, args.timeout, env, deselect=broken)
                 finally:
-                    path.write_bytes(before)
+                    (tree / file).write_bytes(originals[file])
                 status = classify(res)
-            results.append({"name": m.name, "file": m.file, "issue_table": m.issue, "why": m.why,
+            results.append({"name": m.name, "file": file or m.file, "issue_table": m.issue, "why": m.why,
                             "tests": m.tests, "status": status, "caught_by": res["failed"][:3],
                             "seconds": round(res["seconds"], 1)})
             print(f"{m.name:40s} {status:10s} {', '.join(res['failed'][:2])} ({res['seconds']:.0f}s)", flush=True)
