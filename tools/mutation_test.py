@@ -70,7 +70,8 @@ MUTATIONS = [
                        "torch.clamp(self.slot - self.pads + 1, min=0, out=self.next_pos)")])]),
     M("top_p_before_temperature", SAMPLING,
       [("if temperature != 1:\n        logits = logits / temperature\n    logits = filter_logits(logits, top_k, top_p)",
-        "logits = filter_logits(logits, top_k, top_p)\n    if temperature != 1:\n        logits = logits / temperature")],
+        "logits = filter_logits(logits, top_k, top_p)\n"
+        "    if temperature != 1:\n        logits = logits / temperature")],
       [SAMPLING_HF], "top-k/top-p filter before temperature (transformers: temperature first)", True,
       alt=[(SAMPLING, [("logits = filter_logits(apply_temperature(logits, temperature), top_k, top_p)",
                         "logits = apply_temperature(filter_logits(logits.float(), top_k, top_p), temperature)")])]),
