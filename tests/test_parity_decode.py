@@ -202,9 +202,16 @@ def test_scoring_honours_cfg_until(ref_model):
 
 def test_generation_honours_cfg_until(ref_model):
     """Greedy generation with cfg_until 0.5 takes the argmax of exactly the logits the scorer uses."""
-    tokens = generate_image_tokens(ref_model, GEN_PROMPT, n=1, temperature=0, cfg_until=0.5)
-    _, logits = score_image_tokens(ref_model, GEN_PROMPT, tokens, cfg_until=0.5, return_logits_at=range(576))
-    assert torch.equal(logits["cfg"][0].argmax(-1), tokens.view(-1))
-    # and the unguided tail really differs from what full guidance would pick there
-    _, guided = score_image_tokens(ref_model, GEN_PROMPT, tokens, cfg_until=1.0, return_logits_at=range(288, 576))
-    assert not torch.equal(guided["cfg"][0].argmax(-1), tokens.view(-1)[288:])
+    tokens = generate_image_tokens(ref_model, GEN_PROMPT, n=1, temperature=0, cfg_until=0.5).view(-1, 1)
+
+    def shortfall(logits):  # how far below each step's maximum the greedy token's logit lies
+        return logits.max(-1).values - logits.gather(-1, tokens[-logits.shape[0]:])[:, 0]
+    _, scored = score_image_tokens(ref_model, GEN_PROMPT, tokens.view(1, 24, 24), cfg_until=0.5,
+                                   return_logits_at=range(576))
+    cfg = scored["cfg"][0]
+    noise = 1e-5 * cfg.abs().max().item()  # prefill vs step-by-step: compare within fp32 noise, not bits
+    assert shortfall(cfg).max().item() <= noise
+    # and the unguided tail is not what full guidance would have picked there
+    _, guided = score_image_tokens(ref_model, GEN_PROMPT, tokens.view(1, 24, 24), cfg_until=1.0,
+                                   return_logits_at=range(288, 576))
+    assert int((shortfall(guided["cfg"][0]) > 100 * noise).sum()) >= 10
