@@ -1,9 +1,29 @@
-"""Helpers shared by the node classes: seeds, progress, interruption, sampler inputs."""
+"""Helpers shared by the node classes: seeds, IMAGE inputs, progress, interruption, sampler inputs."""
 
 from __future__ import annotations
 
+import torch
+
+from janus_runtime import JanusError
+from janus_runtime.processing import pil_from_float
+
 SEED = ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
                 "tooltip": "Random seed. Image k of a batch depends only on (seed, k)."})
+
+
+def images_to_pil(image, name: str = "image") -> list:
+    """A ComfyUI IMAGE [B, H, W, C] -> PIL images, refusing the empty cases with the input's name."""
+    if not isinstance(image, torch.Tensor) or image.ndim != 4:
+        shape = list(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise JanusError(f"{name}: expected an IMAGE batch [B, H, W, C]; got {shape}")
+    b, h, w = image.shape[:3]
+    if b == 0:
+        raise JanusError(f"{name}: the image batch is empty (0 images); connect a node that outputs at least "
+                         f"one image (e.g. Load Image), or check the filter or batch node before it.")
+    if h == 0 or w == 0:
+        raise JanusError(f"{name}: the image is {w}x{h} pixels; connect a real image (at least 1x1 pixels, "
+                         f"e.g. from Load Image) - a crop or resize node upstream may have produced an empty one.")
+    return [pil_from_float(im) for im in image]
 
 
 def sampler_inputs(temperature: float, top_p: float = 1.0) -> dict:

@@ -5,10 +5,9 @@ from __future__ import annotations
 import dataclasses
 
 import torch
-from PIL import Image
 
 from janus_runtime import JanusError, generate_image_tokens, score_image_tokens
-from janus_runtime.processing import to_uint8_official
+from janus_runtime.codebook import colour_table, decoder_preview_image, has_colour_table, preview_image
 
 from .common import SEED, sampler_inputs, step_hook
 from .memory import LM, VQ, generation_bytes, vq_bytes
@@ -23,36 +22,56 @@ CFG = ("FLOAT", {"default": 5.0, "min": 0.0, "max": 20.0, "step": 0.5, "tooltip"
                  "the official default is 5."})
 
 
+FAST, DECODER = "colour table (fast)", "VQ decoder (slow)"
+PREVIEWS = (FAST, DECODER, "off")
+PREVIEW_INPUTS = {
+    "preview_every": ("INT", {"default": 24, "min": 0, "max": 576, "tooltip":
+                      "Show a live preview of image 0 every N tokens (24 = one row of the 24x24 grid; 0 = off)."}),
+    "preview_method": (list(PREVIEWS), {"default": FAST, "tooltip":
+                       "colour table: each token drawn in its code's average colour, learnt once per model "
+                       "from the VQ decoder (free). VQ decoder: the real pixels of the finished rows (about "
+                       "one full decode per preview: slow on CPU)."}),
+}
+
+
 def _generation_inputs() -> dict:
     return {"cfg": CFG, **sampler_inputs(1.0), "seed": SEED}
 
 
-def _previewer(handle, every: int):
-    """Every ``every`` steps, decode the finished rows of image 0 (cheap: only those rows) for the preview."""
-    if every <= 0:
+def _previewer(handle, every: int, method: str):
+    """Every ``every`` steps (and at the last one), a preview of image 0: the colour-table lookup of every
+    token so far (a table lookup and an upscale), or the full VQ decode of the finished rows (slow)."""
+    if every <= 0 or method == "off":
         return None
-    grid = handle.model.config.token_grid
-    side = handle.model.config.image_size
+    model = handle.model
+    draw = {FAST: preview_image, DECODER: decoder_preview_image}[method]
+    total, side = model.config.num_image_tokens, model.config.image_size
 
     def preview(step, tokens):
-        rows = (step + 1) // grid
-        if (step + 1) % every or rows == 0:
+        if (step + 1) % every and step + 1 != total:
             return None
-        codes = tokens[:1, :rows * grid].reshape(1, rows, grid)
-        with torch.inference_mode():
-            pixels = handle.model.vq.decode(codes.to(handle.model.compute_device), handle.model.dtype)
-        canvas = Image.new("RGB", (side, side), (40, 40, 40))
-        canvas.paste(Image.fromarray(to_uint8_official(pixels)[0].cpu().numpy()), (0, 0))
-        return ("JPEG", canvas, 512)
+        image = draw(model, tokens[0])
+        return None if image is None else ("JPEG", image, side)  # max_size = the image's size: no upscaling
     return preview
 
 
-def _run(handle, prompt, n, node_id, preview_every, **kwargs):
-    parts = [LM, VQ] if preview_every > 0 else [LM]
-    handle.load(parts, generation_bytes(handle, n) + (vq_bytes(handle, 1) if preview_every > 0 else 0))
+def _run(handle, prompt, n, node_id, preview_every, preview_method, **kwargs):
+    if preview_method not in PREVIEWS:
+        raise JanusError(f"preview_method: {preview_method!r} is not one of {', '.join(PREVIEWS)}")
+    previews = preview_every > 0 and preview_method != "off"
+    if previews and preview_method == FAST and not has_colour_table(handle.model):
+        handle.load([VQ], vq_bytes(handle, 1))
+        colour_table(handle.model)  # once per loaded model: one small VQ decode
+    parts = [LM, VQ] if previews and preview_method == DECODER else [LM]
+    handle.load(parts, generation_bytes(handle, n) + (vq_bytes(handle, 1) if VQ in parts else 0))
     total = handle.model.config.num_image_tokens
-    hook = step_hook(total, node_id, _previewer(handle, preview_every))
+    hook = step_hook(total, node_id, _previewer(handle, preview_every, preview_method))
     return generate_image_tokens(handle.model, prompt, n=n, callback=hook, **kwargs)
+
+
+def _remember(tokens, prompt: str, negative_prompt: str):
+    """Tokens that carry the prompt they were sampled from (Janus Score's default prompt)."""
+    return dataclasses.replace(tokens, prompt=prompt, negative_prompt=negative_prompt)
 
 
 class JanusGenerate:
@@ -73,19 +92,16 @@ class JanusGenerate:
             "batch_size": ("INT", {"default": 1, "min": 1, "max": 16, "tooltip":
                            "Images per run (memory grows with it: two KV-cache rows per image)."}),
             **_generation_inputs(),
-            "preview_every": ("INT", {"default": 48, "min": 0, "max": 576, "tooltip":
-                              "Show a live preview every N tokens (0 = off)."}),
+            **PREVIEW_INPUTS,
         }, "hidden": {"node_id": "UNIQUE_ID"}}
 
     def generate(self, janus_model, prompt, negative_prompt, batch_size, cfg, temperature, top_k, top_p, seed,
-                 preview_every=48, node_id=None):
-        if batch_size < 1:
-            raise JanusError(f"batch_size must be at least 1; got {batch_size}")
-        if not prompt.strip():
-            raise JanusError("prompt is empty: describe the image to generate.")
-        tokens = _run(janus_model, prompt, batch_size, node_id, preview_every, negative_prompt=negative_prompt,
-                      cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
-        return (janus_model.tokens(tokens),)
+                 preview_every=24, preview_method=FAST, node_id=None):
+        # batch size and empty prompts are checked by the runtime, with the input's name
+        tokens = _run(janus_model, prompt, batch_size, node_id, preview_every, preview_method,
+                      negative_prompt=negative_prompt, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p,
+                      seed=seed)
+        return (_remember(janus_model.tokens(tokens), prompt, negative_prompt),)
 
 
 class JanusRegenerateMasked:
@@ -102,27 +118,26 @@ class JanusRegenerateMasked:
         return {"required": {
             "janus_model": ("JANUS_MODEL", {"tooltip": "From Janus Model Loader."}),
             "tokens": ("JANUS_TOKENS", {"tooltip": "Token grids to edit (from Janus VQ Encode or Janus Generate)."}),
-            "mask": ("MASK", {"tooltip": "White = regenerate. Square, the size of the encoded image (384x384)."}),
+            "mask": ("MASK", {"tooltip": "White = regenerate. Drawn on the image that was encoded (any size: it "
+                              "is padded or cropped as Janus VQ Encode did), or 384x384 for generated tokens."}),
             "prompt": PROMPT,
             "negative_prompt": NEGATIVE,
             **_generation_inputs(),
             "mask_threshold": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.05, "tooltip":
                                "A token is regenerated when at least this share of its 16x16 cell is masked "
                                "(0 = any masked pixel)."}),
-            "preview_every": ("INT", {"default": 48, "min": 0, "max": 576,
-                                      "tooltip": "Show a live preview every N tokens (0 = off)."}),
+            **PREVIEW_INPUTS,
         }, "hidden": {"node_id": "UNIQUE_ID"}}
 
     def regenerate(self, janus_model, tokens, mask, prompt, negative_prompt, cfg, temperature, top_k, top_p, seed,
-                   mask_threshold=0.5, preview_every=48, node_id=None):
-        if not prompt.strip():
-            raise JanusError("prompt is empty: describe what the masked area should show.")
+                   mask_threshold=0.5, preview_every=24, preview_method=FAST, node_id=None):
         tokens.check_model(janus_model)
-        grid_mask = mask_to_grid(mask, tokens.batch, janus_model.model.config.token_grid, mask_threshold)
-        out = _run(janus_model, prompt, tokens.batch, node_id, preview_every, negative_prompt=negative_prompt,
-                   cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p, seed=seed,
-                   init_tokens=tokens.tokens, mask=grid_mask)
-        return (janus_model.tokens(out),)
+        grid_mask = mask_to_grid(mask, tokens.batch, janus_model.model.config.token_grid, mask_threshold,
+                                 fit=tokens.fit or "pad")
+        out = _run(janus_model, prompt, tokens.batch, node_id, preview_every, preview_method,
+                   negative_prompt=negative_prompt, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p,
+                   seed=seed, init_tokens=tokens.tokens, mask=grid_mask)
+        return (dataclasses.replace(_remember(janus_model.tokens(out), prompt, negative_prompt), fit=tokens.fit),)
 
 
 class JanusScore:
@@ -139,16 +154,22 @@ class JanusScore:
         return {"required": {
             "janus_model": ("JANUS_MODEL", {"tooltip": "From Janus Model Loader."}),
             "tokens": ("JANUS_TOKENS", {"tooltip": "A batch of token grids to rank (e.g. from Janus Generate)."}),
-            "prompt": PROMPT,
-            "negative_prompt": NEGATIVE,
+            "prompt": ("STRING", {"multiline": True, "default": "", "tooltip":
+                       "The prompt to rank against. Empty: the prompt (and negative prompt) the tokens were "
+                       "generated with, so one prompt feeds Janus Generate and Janus Score."}),
+            "negative_prompt": ("STRING", {"multiline": True, "default": "", "tooltip":
+                                "Used with a prompt typed here. Empty: the official unconditional prompt."}),
             "cfg": CFG,
             "keep": ("INT", {"default": 1, "min": 1, "max": 64, "tooltip": "How many of the best grids to keep."}),
         }}
 
     def score(self, janus_model, tokens, prompt, negative_prompt, cfg, keep):
-        if not prompt.strip():
-            raise JanusError("prompt is empty: give the prompt the grids should be ranked against.")
         tokens.check_model(janus_model)
+        if not prompt.strip():
+            if tokens.prompt is None:
+                raise JanusError("prompt is empty and these tokens carry no prompt (they were not made by Janus "
+                                 "Generate or Regenerate Masked): type the prompt to rank them against.")
+            prompt, negative_prompt = tokens.prompt, tokens.negative_prompt
         janus_model.load([LM], generation_bytes(janus_model, tokens.batch))
         logprobs = score_image_tokens(janus_model.model, prompt, tokens.tokens, negative_prompt=negative_prompt,
                                       cfg=cfg).mean(1).cpu()

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from janus_runtime import JanusError, load_model
-from janus_runtime.hub import KNOWN_REPOS, download
+from janus_runtime.hub import COMMON_FILES, KNOWN_REPOS, download
 
 from .memory import LM, VISION, VQ, JanusHandle
 from .tokens import codebook_fingerprint
@@ -18,7 +18,9 @@ from .tokens import codebook_fingerprint
 log = logging.getLogger(__name__)
 FOLDER_KEY = "janus"
 DTYPES = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-STORAGE = {"same as compute": None, "fp8_e4m3fn": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+SAME_AS_COMPUTE = "same as compute"
+STORAGE = {SAME_AS_COMPUTE: None, "fp8_e4m3fn": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
+DOWNLOAD_MARK = " (download)"  # appended to Hugging Face names that are not in models/janus yet
 
 
 def register_folder():
@@ -38,7 +40,8 @@ def repo_folder_name(repo_id: str) -> str:
 
 
 def local_models() -> list[str]:
-    """Folders (one level deep, or two for org/name layouts) holding a config.json, relative to their root."""
+    """Folders (one level deep, or two for org/name layouts) holding a config.json, relative to their root.
+    Symlinked folders count: linking a model folder into models/janus is a supported way to install it."""
     found = []
     for root in janus_roots():
         if not root.is_dir():
@@ -50,11 +53,37 @@ def local_models() -> list[str]:
     return found
 
 
+def _downloaded(repo_id: str) -> bool:
+    return any((root / repo_folder_name(repo_id) / "config.json").is_file() for root in janus_roots())
+
+
 def model_choices() -> list[str]:
-    """Local folders, then every known repository (always listed, so saved workflows stay valid after the
-    download; a downloaded repository loads from its local folder)."""
+    """Installed folders first (the default is one of them), then every known repository: marked
+    DOWNLOAD_MARK until its folder exists, after which the plain name loads that folder. Every spelling of
+    a repository stays loadable (see VALIDATE_INPUTS), so saved workflows keep working after a download."""
     local = local_models()
-    return local + [r for r in KNOWN_REPOS if r not in local]
+    return local + [r if _downloaded(r) else r + DOWNLOAD_MARK for r in KNOWN_REPOS]
+
+
+def _known_repo(name: str) -> str | None:
+    plain = name[:-len(DOWNLOAD_MARK)] if name.endswith(DOWNLOAD_MARK) else name
+    return plain if plain in KNOWN_REPOS else None
+
+
+def _folder_name_problem(name: str, roots) -> str | None:
+    rel = Path(name)
+    if rel.is_absolute() or ".." in rel.parts or not name.strip():
+        return (f"model {name!r}: only folders inside {', '.join(map(str, roots))} can be loaded. Move or link "
+                f"the model folder there (or add its parent as 'janus:' in extra_model_paths.yaml).")
+    return None
+
+
+def _offline() -> bool:
+    try:
+        from huggingface_hub import constants
+    except ImportError:
+        return False
+    return bool(getattr(constants, "HF_HUB_OFFLINE", False))
 
 
 def resolve_model_folder(name: str) -> Path:
@@ -62,25 +91,37 @@ def resolve_model_folder(name: str) -> Path:
     roots = janus_roots()
     if not roots:
         raise JanusError("model: no models/janus folder is registered; restart ComfyUI after installing the pack.")
-    if name in KNOWN_REPOS:
+    repo = _known_repo(name)
+    if repo is not None:
         for root in roots:
-            candidate = root / repo_folder_name(name)
+            candidate = root / repo_folder_name(repo)
             if (candidate / "config.json").is_file():
                 return candidate
-        target = roots[0] / repo_folder_name(name)
-        return download(name, target)
-    rel = Path(name)
-    if rel.is_absolute() or ".." in rel.parts:
-        raise JanusError(f"model {name!r}: only folders inside {', '.join(map(str, roots))} can be loaded. "
-                         f"Move or link the model folder there (or add its parent as 'janus:' in "
-                         f"extra_model_paths.yaml).")
+        target = roots[0] / repo_folder_name(repo)
+        if _offline():
+            raise JanusError(
+                f"model {name!r} is not downloaded yet, and downloads are switched off on this machine (Hugging "
+                f"Face offline mode). Pick an installed model, or download these files from "
+                f"https://huggingface.co/{repo} yourself: {COMMON_FILES}, {KNOWN_REPOS[repo]}; and put them in "
+                f"the folder {target}.")
+        return download(repo, target)
+    problem = _folder_name_problem(name, roots)
+    if problem:
+        raise JanusError(problem)
     for root in roots:
-        candidate = (root / rel).resolve()
-        if root.resolve() in candidate.parents and (candidate / "config.json").is_file():
+        # not resolved: a symlinked model folder (or a link inside it) may point anywhere on disk
+        candidate = root / name
+        if (candidate / "config.json").is_file():
             return candidate
     raise JanusError(f"model {name!r}: no such model folder in {', '.join(map(str, roots))}. Put the whole model "
                      f"repository there as a folder (config.json, tokenizer files and weights), or pick a "
-                     f"Hugging Face name from the list to download it.")
+                     f"name marked{DOWNLOAD_MARK} from the list to download it.")
+
+
+def storage_choices() -> list[str]:
+    """fp8 storage only where it pays: on a CUDA GPU (on CPU the per-layer upcast costs more than it saves)."""
+    import comfy.model_management as mm
+    return list(STORAGE) if mm.get_torch_device().type == "cuda" else [SAME_AS_COMPUTE]
 
 
 def pick_dtype(choice: str, device) -> torch.dtype:
@@ -111,14 +152,32 @@ class JanusModelLoader:
         choices = model_choices()
         return {"required": {
             "model": (choices, {"default": choices[0] if choices else None, "tooltip":
-                      "A model folder in models/janus, or a Hugging Face repository to download there "
-                      "(Janus-Pro-1B ~4 GB, Janus-Pro-7B ~15 GB)."}),
+                      "A model folder in models/janus (installed), or a Hugging Face repository marked "
+                      "(download): downloaded there on first use (Janus-Pro-1B ~4 GB, Janus-Pro-7B ~15 GB)."}),
             "dtype": (list(DTYPES), {"default": "auto", "tooltip":
                       "Compute precision. auto: bf16 where the GPU supports it, else fp16, fp32 on CPU."}),
-            "weight_storage": (list(STORAGE), {"default": "same as compute", "tooltip":
+            "weight_storage": (storage_choices(), {"default": SAME_AS_COMPUTE, "tooltip":
                                "Store the language model's layer weights in fp8 (about half the memory, "
-                               "upcast one layer at a time) for Janus-Pro-7B on GPUs under 16 GB."}),
+                               "upcast one layer at a time) for Janus-Pro-7B on GPUs under 16 GB. "
+                               "Offered on CUDA GPUs only."}),
         }}
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, model, weight_storage):
+        """Before the run (ComfyUI then skips its own list check for these two): any spelling of a known
+        repository and any folder name inside models/janus are accepted; fp8 is refused off CUDA."""
+        import comfy.model_management as mm
+        if _known_repo(model) is None:
+            problem = _folder_name_problem(model, janus_roots())
+            if problem:
+                return problem
+        if weight_storage not in STORAGE:
+            return f"weight_storage: {weight_storage!r} is not one of {', '.join(STORAGE)}"
+        device = mm.get_torch_device()
+        if STORAGE[weight_storage] and device.type != "cuda":
+            return (f"weight_storage: {weight_storage} needs a CUDA GPU (this ComfyUI computes on {device}); "
+                    f"choose '{SAME_AS_COMPUTE}'.")
+        return True
 
     def load(self, model, dtype, weight_storage):
         import comfy.model_management as mm

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from janus_runtime import JanusError, understand_batch
-from janus_runtime.processing import SYSTEM_PROMPT, pil_from_float
+from janus_runtime import understand_batch
+from janus_runtime.processing import SYSTEM_PROMPT
 
-from .common import SEED, sampler_inputs, send_text, step_hook
+from .common import SEED, images_to_pil, sampler_inputs, send_text, step_hook
 from .memory import LM, VISION, understanding_bytes
+
+# ComfyUI caches a node's output by its input values, seed included, so a seed that changes on every run
+# re-runs the node. At temperature 0 the answer cannot depend on the seed: keep it fixed by default, and
+# the node is cached like any core node (the seed only matters once temperature > 0).
+UNDERSTAND_SEED = (SEED[0], {**SEED[1], "control_after_generate": "fixed", "tooltip":
+                   "Random seed for sampling; ignored at temperature 0 (greedy), where it stays fixed so "
+                   "ComfyUI reuses the cached answer. Set it to randomize for varied answers at temperature > 0."})
 
 
 class JanusUnderstand:
@@ -33,7 +40,7 @@ class JanusUnderstand:
                 "max_new_tokens": ("INT", {"default": 512, "min": 1, "max": 4096,
                                            "tooltip": "Longest answer, in tokens."}),
                 **sampler_inputs(0.0),
-                "seed": SEED,
+                "seed": UNDERSTAND_SEED,
             },
             "optional": {
                 "image": ("IMAGE", {"tooltip": "Image(s) to ask about; leave unconnected for a text-only chat."}),
@@ -45,9 +52,7 @@ class JanusUnderstand:
 
     def answer(self, janus_model, question, images_in_one_prompt, max_new_tokens, temperature, top_k, top_p,
                seed, image=None, system_prompt=SYSTEM_PROMPT, node_id=None):
-        if not question.strip():
-            raise JanusError("question is empty: type what you want to know about the image.")
-        pictures = [pil_from_float(im) for im in image] if image is not None else []
+        pictures = images_to_pil(image) if image is not None else []
         if images_in_one_prompt or not pictures:
             items = [(pictures, question)]
         else:
