@@ -81,6 +81,20 @@ def node_callback(model, mode: str, every: int):
     return callback, sent
 
 
+def preview_cost_ms(model, mode: str, batches: int = 5, per_batch: int = 20) -> dict:
+    """One preview's own cost (draw + JPEG), timed alone: far less noisy than a difference of two runs."""
+    codes = torch.randint(0, model.config.vq.codebook_size, (model.config.num_image_tokens,),
+                          generator=torch.Generator().manual_seed(0))
+    callback, _ = node_callback(model, mode, 1)
+    per = []
+    for _ in range(batches):
+        t = time.perf_counter()
+        for _ in range(per_batch):
+            callback(model.config.num_image_tokens // 2 - 1, None, codes[None, :model.config.num_image_tokens // 2])
+        per.append((time.perf_counter() - t) / per_batch * 1e3)
+    return spread(per)
+
+
 def spread(xs):
     return {"min": min(xs), "median": statistics.median(xs), "max": max(xs), "runs": xs}
 
@@ -102,6 +116,11 @@ def measure(name, model, modes, runs, every):
     row["overhead_pct"] = {m: {"of_medians": 100 * (statistics.median(v) / statistics.median(base) - 1),
                                "paired": spread([100 * (a / b - 1) for a, b in zip(v, base)])}
                            for m, v in times.items() if m != "none"}
+    # the same overhead from the cost of one preview (half an image done) x previews per image
+    row["preview_ms"] = {m: preview_cost_ms(model, m) for m in modes if m != "none"}
+    for m, cost in row["preview_ms"].items():
+        row["overhead_pct"][m]["from_preview_cost"] = (
+            100 * previews[m] * cost["median"] / 1e3 / statistics.median(base))
     return row
 
 
@@ -147,6 +166,10 @@ def main(argv=None):
             pv = f"{p['min']:+.1f} / {p['median']:+.1f} / {p['max']:+.1f} %" if p else ""
             print(f"{r['model']:6} {mode:8} {s['min']:7.2f} / {s['median']:6.2f} / {s['max']:6.2f} "
                   f"{ov:>19} {pv:>27}")
+        for mode, cost in r["preview_ms"].items():
+            print(f"{r['model']:6} {mode:8} one preview {cost['median']:.2f} ms (min {cost['min']:.2f}, max "
+                  f"{cost['max']:.2f}) x {r['previews_per_image'][mode]} per image = "
+                  f"{r['overhead_pct'][mode]['from_preview_cost']:+.2f} % of the median run without previews")
         print(f"{r['model']:6} colour table fitted once in {r['colour_table_fit_s']:.2f} s")
 
 
