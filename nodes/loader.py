@@ -20,7 +20,7 @@ FOLDER_KEY = "janus"
 DTYPES = {"auto": None, "bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 SAME_AS_COMPUTE = "same as compute"
 STORAGE = {SAME_AS_COMPUTE: None, "fp8_e4m3fn": "float8_e4m3fn", "fp8_e5m2": "float8_e5m2"}
-DOWNLOAD_MARK = " (download)"  # appended to Hugging Face names that are not in models/janus yet
+DOWNLOAD_MARK = " (download)"  # appended to Hugging Face names: they download on first use
 
 
 def register_folder():
@@ -53,16 +53,12 @@ def local_models() -> list[str]:
     return found
 
 
-def _downloaded(repo_id: str) -> bool:
-    return any((root / repo_folder_name(repo_id) / "config.json").is_file() for root in janus_roots())
-
-
 def model_choices() -> list[str]:
-    """Installed folders first (the default is one of them), then every known repository: marked
-    DOWNLOAD_MARK until its folder exists, after which the plain name loads that folder. Every spelling of
-    a repository stays loadable (see VALIDATE_INPUTS), so saved workflows keep working after a download."""
-    local = local_models()
-    return local + [r if _downloaded(r) else r + DOWNLOAD_MARK for r in KNOWN_REPOS]
+    """Installed folders first (the default is one of them), then every known repository, marked
+    DOWNLOAD_MARK: it downloads into models/janus on first use and loads that folder afterwards. The list
+    does not change after a download, so saved workflows stay valid; the plain repository name of older
+    workflows is accepted too (VALIDATE_INPUTS)."""
+    return local_models() + [r + DOWNLOAD_MARK for r in KNOWN_REPOS]
 
 
 def _known_repo(name: str) -> str | None:
