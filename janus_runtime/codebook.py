@@ -37,12 +37,7 @@ def _embedding(model: JanusModel) -> torch.Tensor:
 
 def codebook_fingerprint(model: JanusModel) -> str:
     """A short hash of the VQ codebook: grids decode correctly only with the codebook that made them."""
-    return hash_codebook(_embedding(model))
-
-
-def hash_codebook(weight: torch.Tensor) -> str:
-    """The fingerprint of a codebook weight [codebook_size, embed_dim] (as ``codebook_fingerprint``)."""
-    data = weight.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
+    data = _embedding(model).detach().to("cpu", torch.float32).contiguous().numpy().tobytes()
     return hashlib.sha1(data).hexdigest()[:16]
 
 

@@ -10,10 +10,10 @@ from pathlib import Path
 import torch
 
 from janus_runtime import JanusError, load_model
+from janus_runtime.codebook import codebook_fingerprint
 from janus_runtime.hub import COMMON_FILES, KNOWN_REPOS, download
 
 from .memory import LM, VISION, VQ, JanusHandle
-from .tokens import codebook_fingerprint
 
 log = logging.getLogger(__name__)
 FOLDER_KEY = "janus"
@@ -201,7 +201,7 @@ class JanusModelLoader:
                 archive(getattr(jm, c))
             patchers[c] = patcher_cls(getattr(jm, c), load_device=load_device, offload_device=offload_device)
         handle = JanusHandle(model=jm, patchers=patchers,
-                             codebook_id=codebook_fingerprint(jm.vq.quantize.embedding.weight))
+                             codebook_id=codebook_fingerprint(jm))
         lang = jm.config.language
         summary = (f"{model}: {lang.num_hidden_layers} layers x {lang.hidden_size}, compute "
                    f"{str(compute).replace('torch.', '')}, weights {weight_storage}, on {load_device}")

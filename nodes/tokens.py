@@ -9,16 +9,9 @@ import torch
 import torch.nn.functional as F
 
 from janus_runtime import JanusError
-from janus_runtime.codebook import hash_codebook
 from janus_runtime.processing import MIN_SIZE
 
 FITS = ("pad", "crop")
-
-
-def codebook_fingerprint(weight: torch.Tensor) -> str:
-    # Kept for the loader's load() (owned by the dynamic-VRAM rework); new code uses
-    # janus_runtime.codebook.codebook_fingerprint(model).
-    return hash_codebook(weight)
 
 
 @dataclass(frozen=True)
