@@ -5,15 +5,19 @@ in several file forms, then loads each in a fresh subprocess and reads the proce
 (VmHWM from /proc/self/status: unlike ru_maxrss it is not inherited from the parent across fork/exec). The baseline (python + torch + transformers + janus_runtime imported, tokenizer loaded) is
 measured the same way and subtracted.
 
-    python benchmarks/bench_load.py [--keep DIR]
+    python benchmarks/bench_load.py [--repeats 5] [--keep DIR]
 
-Prints a table and writes benchmarks/results/load.json.
+Each round loads every case once (baseline included), in a fresh subprocess each; every figure is the
+min / median / max over the rounds. Prints a table and writes benchmarks/results/load.json.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -72,32 +76,56 @@ def weight_file_bytes(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.iterdir() if f.suffix in (".safetensors", ".bin"))
 
 
+def spread(values) -> dict:
+    values = list(values)
+    return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
+
+
+CASES = (("safetensors", "bf16"), ("bin", "bf16"), ("sharded", "bf16"), ("safetensors", "fp32"))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--keep", help="write the checkpoints here and keep them")
+    ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     args = ap.parse_args(argv)
+    import torch
+    env = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "python": platform.python_version(),
+           "torch": torch.__version__, "loadavg_start": list(os.getloadavg()),
+           "command": "python benchmarks/bench_load.py --repeats %d" % args.repeats}
+    baselines, children, seconds = [], {c: [] for c in CASES}, {c: [] for c in CASES}
     with tempfile.TemporaryDirectory() as tmp:
         base = Path(args.keep or tmp)
         folders = write_checkpoints(base)
-        rows = []
-        baseline = run_child(folders["safetensors"], load=False)["peak_rss"]
-        for form, dtype in (("safetensors", "bf16"), ("bin", "bf16"), ("sharded", "bf16"), ("safetensors", "fp32")):
-            t = time.perf_counter()
-            child = run_child(folders[form], load=True, dtype=dtype)
-            disk = weight_file_bytes(folders[form])
-            extra = child["peak_rss"] - baseline
-            rows.append({"form": form, "dtype": dtype, "file_bytes": disk, "param_bytes": child["param_bytes"],
-                         "baseline_rss": baseline, "peak_rss": child["peak_rss"], "peak_over_baseline": extra,
-                         "ratio_to_file": extra / disk, "ratio_to_params": extra / child["param_bytes"],
-                         "seconds": time.perf_counter() - t})
-    print(f"{'form':12} {'dtype':5} {'file MB':>8} {'params MB':>9} {'peak-base MB':>12} {'/file':>6} {'/params':>8}")
+        disk = {form: weight_file_bytes(folders[form]) for form in folders}
+        for _ in range(args.repeats):
+            baselines.append(run_child(folders["safetensors"], load=False)["peak_rss"])
+            for case in CASES:
+                t = time.perf_counter()
+                children[case].append(run_child(folders[case[0]], load=True, dtype=case[1]))
+                seconds[case].append(time.perf_counter() - t)
+    baseline = statistics.median(baselines)
+    rows = []
+    for form, dtype in CASES:
+        runs = children[(form, dtype)]
+        params = runs[0]["param_bytes"]
+        extra = [r["peak_rss"] - baseline for r in runs]
+        rows.append({"form": form, "dtype": dtype, "file_bytes": disk[form], "param_bytes": params,
+                     "peak_rss": spread(r["peak_rss"] for r in runs), "peak_over_baseline": spread(extra),
+                     "ratio_to_file": spread(x / disk[form] for x in extra),
+                     "ratio_to_params": spread(x / params for x in extra), "seconds": spread(seconds[(form, dtype)])})
+    env["loadavg_end"] = list(os.getloadavg())
+    print(f"baseline (imports + tokenizer): {baseline / 2**20:.0f} MiB (min {min(baselines) / 2**20:.0f}, "
+          f"max {max(baselines) / 2**20:.0f})")
+    print(f"{'form':12} {'dtype':5} {'file MB':>8} {'params MB':>9} {'peak-base MB (med)':>19} {'/file min/med/max':>20}")
     for r in rows:
-        print(f"{r['form']:12} {r['dtype']:5} {r['file_bytes'] / 2**20:8.0f} {r['param_bytes'] / 2**20:9.0f} "
-              f"{r['peak_over_baseline'] / 2**20:12.0f} {r['ratio_to_file']:6.2f} {r['ratio_to_params']:8.2f}")
+        q = r["ratio_to_file"]
+        print(f"{r['form']:12} {r['dtype']:5} {r['file_bytes'] / 1e6:8.0f} {r['param_bytes'] / 1e6:9.0f} "
+              f"{r['peak_over_baseline']['median'] / 1e6:19.0f} {q['min']:6.2f} {q['median']:6.2f} {q['max']:6.2f}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "load.json").write_text(json.dumps({"date": time.strftime("%Y-%m-%d"), "baseline_rss": baseline,
+    (out / "load.json").write_text(json.dumps({"environment": env, "baseline_rss": spread(baselines),
                                                "results": rows}, indent=1))
     print(f"\nwrote {out / 'load.json'}")
 

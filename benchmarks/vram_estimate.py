@@ -1,0 +1,54 @@
+"""Weight and KV-cache bytes of Janus-Pro-1B and -7B, counted from the modules (meta device, no allocation).
+
+These are the README's VRAM estimates; measured peaks on a GPU come from benchmarks/gpu_check.py.
+
+    python benchmarks/vram_estimate.py            # prints a table, writes benchmarks/results/vram_estimate.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import common  # noqa: E402
+from janus_runtime.config import parse_config  # noqa: E402
+
+PROMPT_TOKENS = 24  # a typical generation prompt with its template; the cache is rounded up to 8 slots
+
+
+def estimate(size: str) -> dict:
+    cfg = parse_config(common.official_config(size, full_vision=True, full_vq=True))
+    modules = common.build(cfg, ("lm", "vision", "vq"), torch.bfloat16)
+    params = {name: sum(p.numel() for p in m.parameters()) for name, m in modules.items()}
+    layer_matrices = sum(p.numel() for n, p in modules["lm"].named_parameters() if ".layers." in n and p.ndim == 2)
+    bf16 = 2 * sum(params.values())
+    fp8 = bf16 - layer_matrices  # those matrices stored in 1 byte instead of 2
+    c = cfg.language
+    slots = (PROMPT_TOKENS + cfg.num_image_tokens + 7) // 8 * 8
+    kv_per_image = 2 * c.num_hidden_layers * 2 * slots * c.num_key_value_heads * c.head_dim * 2  # k+v, 2 rows, bf16
+    return {"params": params, "weights_bf16_bytes": bf16, "weights_fp8_layers_bytes": fp8,
+            "kv_cache_bytes_per_image": kv_per_image, "cache_slots": slots}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "vram_estimate.json"))
+    args = ap.parse_args(argv)
+    rows = {size: estimate(size) for size in ("pro-1b", "pro-7b")}
+    print(f"{'model':7} {'params (B)':>10} {'bf16 GB':>8} {'fp8 GB':>7} {'KV/image GB':>12}")
+    for size, r in rows.items():
+        print(f"{size:7} {sum(r['params'].values()) / 1e9:10.2f} {r['weights_bf16_bytes'] / 1e9:8.2f} "
+              f"{r['weights_fp8_layers_bytes'] / 1e9:7.2f} {r['kv_cache_bytes_per_image'] / 1e9:12.3f}")
+    Path(args.out).write_text(json.dumps({"command": "python benchmarks/vram_estimate.py", "models": rows}, indent=1))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
