@@ -36,7 +36,7 @@ LOOPS = ("ours_fp32", "ours_bf16", "official_fp32")
 
 def bf16_copy(model):
     """Our LM holding ``model``'s weights rounded to bf16 (what dtype="bf16" loads)."""
-    lm = common.build(model.config, ("lm",), torch.bfloat16)["lm"]
+    lm = common.build_components(model.config, ("lm",), torch.bfloat16, torch.nn)["lm"]
     lm.load_state_dict({k: v.to(torch.bfloat16) for k, v in model.lm.state_dict().items()}, strict=True,
                        assign=True)
     lm.eval().requires_grad_(False)

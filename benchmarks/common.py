@@ -52,23 +52,6 @@ def spread(values) -> dict:
 # ------------------------------------------------------------------------------------------------------------
 # configs and random weights
 
-def build(cfg, components, dtype, ops=nn) -> dict:  # TEMP compat until the loader rework lands in main
-    try:
-        return build_components(cfg, components, dtype, ops)
-    except TypeError:
-        return build_components(cfg, components, "meta", dtype, ops)
-
-
-def load_lm(lm, state: dict):  # TEMP compat: before the rework our Llama did not fuse on load
-    if not hasattr(lm.language_model.model.layers[0].self_attn, "fused_weights"):
-        from janus_runtime.llama import fuse_checkpoint_keys
-        inner = {k[len("language_model."):]: v for k, v in state.items() if k.startswith("language_model.")}
-        if any(k.endswith("q_proj.weight") for k in inner):
-            inner = fuse_checkpoint_keys(inner, len(lm.language_model.model.layers))
-            state = {**{k: v for k, v in state.items() if not k.startswith("language_model.")},
-                     **{"language_model." + k: v for k, v in inner.items()}}
-    lm.load_state_dict(dict(state), strict=True, assign=True)
-
 def official_config(size: str, image_size: int = 384, full_vision: bool = False, full_vq: bool = False) -> dict:
     """An official-layout config.json dict: Llama of ``size``; the tiny ViT and VQ unless ``full_*`` (then
     the real SigLIP-L and VQ-16 widths). ``image_size`` sets the token grid (384 px -> 24 x 24)."""
@@ -123,7 +106,7 @@ def init_random_(module: nn.Module, seed: int = 0) -> nn.Module:
 def random_components(cfg_raw: dict, components, device, dtype, ops=nn, seed: int = 0) -> dict:
     """Our modules for ``components`` with random weights allocated directly on ``device``."""
     cfg = parse_config(cfg_raw)
-    modules = build(cfg, tuple(components), dtype, ops)
+    modules = build_components(cfg, tuple(components), dtype, ops)
     for name, m in modules.items():
         init_random_(m.to_empty(device=device), seed).eval().requires_grad_(False)
     return modules
@@ -163,12 +146,12 @@ def models_on_shared_weights(cfg_raw: dict, text: TextProcessor, device, dtype, 
     """
     hf = hf_llama_random(cfg_raw, device, dtype, seed)
     cfg = parse_config(cfg_raw)
-    gen = random_components(cfg_raw, ("lm",), device, dtype, seed=seed + 1)["lm"]
+    lm = build_components(cfg, ("lm",), dtype, nn)["lm"]
     state = {"language_model." + k: v for k, v in hf.state_dict().items()}
-    state.update({k: v for k, v in gen.state_dict().items() if k.startswith(GEN_PARTS)})
-    del gen
-    lm = build(cfg, ("lm",), dtype, nn)["lm"]
-    load_lm(lm, state)  # our loader fuses q/k/v and gate/up
+    for name in ("gen_head", "gen_embed", "gen_aligner"):  # random gen parts, made on the device
+        part = init_random_(getattr(lm, name).to_empty(device=device), seed + 1)
+        state.update({f"{name}.{k}": v for k, v in part.state_dict().items()})
+    lm.load_state_dict(dict(state), strict=True, assign=True)  # its load hooks fuse q/k/v and gate/up
     lm.eval().requires_grad_(False)
     out = {"hf": hf, "ours": janus_model(cfg_raw, text, dtype, lm=lm), "official_state": state, "hf_janus": None}
     if with_hf_janus:

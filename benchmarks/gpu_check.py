@@ -393,7 +393,7 @@ def compiled_active(model) -> bool:
 
 def clone_lm(model, dtype):
     """A second JanusModel over the very same weight tensors, with its own cache and compiled step."""
-    lm = common.build(model.config, ("lm",), dtype, nn)["lm"]
+    lm = common.build_components(model.config, ("lm",), dtype, nn)["lm"]
     lm.load_state_dict(model.lm.state_dict(), strict=True, assign=True)
     lm.eval().requires_grad_(False)
     return common.JanusModel(config=model.config, folder=model.folder, text=model.text, dtype=dtype, lm=lm)
@@ -515,6 +515,34 @@ def measure_cell(p: Phase, size: str, n: int, models: dict, floor_ms: float, rou
     return {"tokens": tokens}
 
 
+@torch.inference_mode()
+def same_model_check(models: dict, device) -> dict:
+    """The loops must compute one model: the first step's CFG logits of transformers' Llama (official loop)
+    and of transformers' Janus, against ours (teacher-forced scoring path), on the same prompt rows."""
+    ours, hf, janus = models["ours"], models["hf"], models["hf_janus"]
+    text = ours.text
+    ids = torch.tensor(text.encode(text.generation_prompt(PROMPT)), device=device)
+    rows = ids.repeat(2, 1)
+    rows[1, 1:-1] = text.ids.pad  # the official unconditional row
+    g = ours.config.token_grid
+    _, mine = score_image_tokens(ours, PROMPT, torch.zeros(1, g, g, dtype=torch.long), return_logits_at=[0])
+    mine = mine["cfg"][0, 0]
+    rel = 1e-4 if ours.dtype == torch.float32 else BF16_LOGITS_REL
+    out = {"tolerance_rel": rel}
+
+    def cfg_logits(hidden, head):
+        logits = head(hidden[:, -1]).float()
+        return logits[1] + 5.0 * (logits[0] - logits[1])
+    theirs = {"official_llama": cfg_logits(hf.model(input_ids=rows).last_hidden_state, ours.lm.gen_head)}
+    if janus is not None:
+        theirs["hf_janus"] = cfg_logits(janus.model.language_model(input_ids=rows).last_hidden_state,
+                                        janus.model.generation_head)
+    for name, t in theirs.items():
+        e = max_err(t, mine)
+        out[name] = {**e, "ok": within(e, rel)}
+    return out
+
+
 def understanding_speed(p: Phase, model, device) -> dict:
     """Vision + prefill + first token, then tokens/s of greedy decoding (batch 1; random weights)."""
     from janus_runtime.sampling import understand
@@ -626,6 +654,10 @@ def speed_phase(p: Phase, size: str, batches, rounds: int, args, device, bandwid
     p.rec["floor_s_per_image_batch1"] = floor_ms * models["ours"].config.num_image_tokens / 1e3
     p.save()
     try:
+        p.rec["same_model"] = same_model_check(models, device)
+    except Exception as e:
+        p.rec["same_model"] = f"error: {type(e).__name__}: {e}"
+    try:
         p.rec["understanding"] = understanding_speed(p, models["ours"], device)
     except Exception as e:
         p.rec["understanding"] = f"error: {type(e).__name__}: {e}"
@@ -636,23 +668,23 @@ def speed_phase(p: Phase, size: str, batches, rounds: int, args, device, bandwid
             p.rec["vq_decode"] = f"error: {type(e).__name__}: {e}"
     p.save()
     last_tokens = {}
-    reserve = 0.15 * p.left() if args.checks_on == size else 0.0  # for the sampler checks after the cells
     for i, n in enumerate(batches):
-        cell_deadline = time.monotonic() + max(p.left() - reserve, 0) / (len(batches) - i)
+        share = 0.25 if args.checks_on == size and i == 0 else 1 / (len(batches) - i)  # batch 1 cell + checks
+        cell_deadline = time.monotonic() + max(p.left(), 0) * share
         last_tokens = measure_cell(p, size, n, models, floor_ms, rounds, cell_deadline, device)["tokens"]
         if i == 0:
             batch1_tokens = last_tokens
+            if args.checks_on == size:  # before the bigger batches: these matter more than one more cell
+                try:
+                    sampler_checks(p, models, n, last_tokens, device)
+                except Exception as e:
+                    p.rec["sampler_checks_error"] = f"{type(e).__name__}: {e}"
+                    p.rec["sampler_checks_traceback"] = traceback.format_exc()[-2000:]
     # another batch size must not change image 0 beyond bin-edge noise: report where it first differs
     if len(batches) > 1 and "ours_compiled" in last_tokens and "ours_compiled" in batch1_tokens:
         p.rec["batch_change"] = {"batches": [batches[0], batches[-1]], "image0_first_difference":
                                  compare_tokens(batch1_tokens["ours_compiled"][:1], last_tokens["ours_compiled"][:1])[0],
                                  "compiled_step_active_after": compiled_active(models["ours_c"])}
-    if args.checks_on == size:
-        try:
-            sampler_checks(p, models, batches[-1], last_tokens, device)
-        except Exception as e:
-            p.rec["sampler_checks_error"] = f"{type(e).__name__}: {e}"
-            p.rec["sampler_checks_traceback"] = traceback.format_exc()[-2000:]
     del models
     torch._dynamo.reset()
     free_memory(device)

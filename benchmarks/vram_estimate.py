@@ -25,7 +25,7 @@ PROMPT_TOKENS = 24  # a typical generation prompt with its template; the cache i
 
 def estimate(size: str) -> dict:
     cfg = parse_config(common.official_config(size, full_vision=True, full_vq=True))
-    modules = common.build(cfg, ("lm", "vision", "vq"), torch.bfloat16)
+    modules = common.build_components(cfg, ("lm", "vision", "vq"), torch.bfloat16, torch.nn)
     params = {name: sum(p.numel() for p in m.parameters()) for name, m in modules.items()}
     layer_matrices = sum(p.numel() for n, p in modules["lm"].named_parameters() if ".layers." in n and p.ndim == 2)
     bf16 = 2 * sum(params.values())

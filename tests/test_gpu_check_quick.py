@@ -32,6 +32,8 @@ def test_gpu_check_quick_runs_every_phase(tmp_path):
     for size in ("tiny-b", "tiny"):
         phase = phases[f"speed_{size}"]
         assert phase["floor_step_ms"] > 0 and phase["understanding"]["decode_tokens_per_s"] > 0
+        # the official loop and transformers' Janus run the very weights our sampler runs
+        assert phase["same_model"]["official_llama"]["ok"] and phase["same_model"]["hf_janus"]["ok"], phase["same_model"]
         for cell in phase["cells"]:
             assert cell["rounds"] >= 1
             for loop in LOOPS:
