@@ -10,7 +10,8 @@ one batch, in an order rotated each round, so that machine noise hits all loops 
 reported as min / median / max over the rounds, with the load average before and after.
 
     python benchmarks/bench_generate.py                        # tiny (batch 1, 4) and mid (batch 1)
-    python benchmarks/bench_generate.py --sizes mid --grid 12  # shorter image grid (144 steps) to save time
+    python benchmarks/bench_generate.py --sizes tiny --grid 12 # shorter image grid (144 steps) to save time
+    python benchmarks/bench_generate.py --sizes mid --steps 32 # time the first 32 steps only
 
 Prints a table and writes benchmarks/results/generate_cpu.json. GPU figures: benchmarks/gpu_check.py.
 """
@@ -44,10 +45,10 @@ def bf16_copy(model):
                              lm=lm)
 
 
-def measure(size: str, batch: int, models: dict, rounds: int) -> dict:
-    runs = {"ours_fp32": lambda: run_ours(models["ours"], batch),
-            "ours_bf16": lambda: run_ours(models["ours_bf16"], batch),
-            "official_fp32": lambda: run_official(models["ours"], models["hf"], batch)}
+def measure(size: str, batch: int, models: dict, rounds: int, steps: int | None) -> dict:
+    runs = {"ours_fp32": lambda: run_ours(models["ours"], batch, steps=steps),
+            "ours_bf16": lambda: run_ours(models["ours_bf16"], batch, steps=steps),
+            "official_fp32": lambda: run_official(models["ours"], models["hf"], batch, steps=steps)}
     try:  # warm-up: a few steps of each
         run_ours(models["ours"], batch, cancel_at=4)
     except Cancelled:
@@ -69,12 +70,13 @@ def measure(size: str, batch: int, models: dict, rounds: int) -> dict:
         print(f"  {size} B={batch} round {r}: " + ", ".join(f"{n} {results[n][-1]['step_ms']:.2f}" for n in LOOPS)
               + " ms/step", flush=True)
     row = {"model": size, "batch": batch, "rounds": rounds, "steps_per_image": models["ours"].config.num_image_tokens,
+           "steps_timed": steps or models["ours"].config.num_image_tokens,
            "weights_read_per_step_bytes": {"fp32": common.lm_weight_bytes(models["ours"]),
                                            "bf16": common.lm_weight_bytes(models["ours_bf16"])},
            "loadavg_1min_per_round": loads}
     for name in LOOPS:
         row[name] = {"step_ms": spread(x["step_ms"] for x in results[name]),
-                     "s_per_image": spread(x["total_s"] / batch for x in results[name]),
+                     "s_per_image": spread(x["total_s"] / batch for x in results[name]) if not steps else None,
                      "prefill_ms": spread(x["prefill_s"] * 1e3 for x in results[name]),
                      "runs_step_ms": [x["step_ms"] for x in results[name]]}
     # ratios per round (the loops of one round ran back to back), then their spread
@@ -91,6 +93,7 @@ def main(argv=None):
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--batches", type=int, nargs="+", help="default: 1 4 for tiny, 1 for mid")
     ap.add_argument("--grid", type=int, default=24, help="image token grid side (24 = the real 576 steps)")
+    ap.add_argument("--steps", type=int, help="time only the first STEPS steps of each image (no s/image)")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "generate_cpu.json"))
     args = ap.parse_args(argv)
     if args.rounds < 5:
@@ -113,7 +116,7 @@ def main(argv=None):
         models = common.models_on_shared_weights(cfg_raw, text, device, torch.float32)
         models["ours_bf16"] = bf16_copy(models["ours"])
         for batch in args.batches or ((1, 4) if size == "tiny" else (1,)):
-            row = measure(size, batch, models, args.rounds)
+            row = measure(size, batch, models, args.rounds, args.steps)
             for dt in ("fp32", "bf16"):
                 name = f"ours_{dt}"
                 achieved = row["weights_read_per_step_bytes"][dt] / (row[name]["step_ms"]["median"] / 1e3)
@@ -128,8 +131,9 @@ def main(argv=None):
     for r in rows:
         for name in LOOPS:
             s = r[name]["step_ms"]
+            per_image = r[name]["s_per_image"]["median"] if r[name]["s_per_image"] else float("nan")
             print(f"{r['model']:5} {r['batch']:>2} {name:14} {s['min']:7.2f} {s['median']:7.2f} {s['max']:7.2f}"
-                  f" {r[name]['s_per_image']['median']:12.3f}")
+                  f" {per_image:12.3f}")
         for key in ("speedup_fp32_vs_official", "speedup_bf16_vs_official", "speedup_bf16_vs_fp32"):
             s = r[key]
             print(f"      {key}: {s['min']:.2f} / {s['median']:.2f} / {s['max']:.2f}")

@@ -209,10 +209,14 @@ def _timing(t0, first, end, steps) -> dict:
 
 
 def run_ours(model: JanusModel, n: int, seed: int = 0, compile: bool = False, cancel_at: int | None = None,
-             prompt: str = PROMPT) -> dict:
-    """Our sampler (CFG 5, temperature 1, full vocabulary). ``cancel_at``: raise from the callback there."""
+             prompt: str = PROMPT, steps: int | None = None) -> dict:
+    """Our sampler (CFG 5, temperature 1, full vocabulary). ``cancel_at``: raise Cancelled from the callback
+    there (as ComfyUI's Cancel does); ``steps``: stop quietly after that many steps and time those."""
     device = model.device_for("lm")
     marks = {}
+
+    class _Stop(Exception):
+        pass
 
     def callback(step, total, tokens):
         if step == 0:
@@ -220,11 +224,17 @@ def run_ours(model: JanusModel, n: int, seed: int = 0, compile: bool = False, ca
             marks["first"] = time.perf_counter()
         if cancel_at is not None and step >= cancel_at:
             raise Cancelled(step)
+        if steps is not None and step + 1 >= steps:
+            marks["tokens"] = tokens.clone()
+            raise _Stop
     sync(device)
     t0 = time.perf_counter()
-    tokens = generate_image_tokens(model, prompt, n=n, seed=seed, callback=callback, compile=compile)
+    try:
+        tokens = generate_image_tokens(model, prompt, n=n, seed=seed, callback=callback, compile=compile)
+    except _Stop:
+        tokens = marks["tokens"]
     sync(device)
-    out = _timing(t0, marks["first"], time.perf_counter(), model.config.num_image_tokens)
+    out = _timing(t0, marks["first"], time.perf_counter(), steps or model.config.num_image_tokens)
     out["tokens"] = tokens.reshape(n, -1).cpu()
     return out
 
