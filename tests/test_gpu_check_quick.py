@@ -16,8 +16,9 @@ LOOPS = ("ours_eager", "ours_compiled", "official", "hf_generate")
 
 def test_gpu_check_quick_runs_every_phase(tmp_path):
     out = tmp_path / "gpu_check"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--quick", "--budget", "600",
-                           "--out", str(out)], capture_output=True, text=True, timeout=900, cwd=ROOT)
+    # the time budget exists for the GPU machine; here every phase must run however slow the machine is
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--quick", "--budget", "3000",
+                           "--out", str(out)], capture_output=True, text=True, timeout=3600, cwd=ROOT)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "gpu_check.json").read_text())
     phases = report["phases"]
