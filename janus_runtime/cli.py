@@ -2,23 +2,34 @@
 
   make-tiny DIR [--layout official|hf] [--seed S] [--weights safetensors|bin|sharded|sharded-bin]
   understand --model M --image IMG... --question Q [sampling options] [--json]
-  generate   --model M --prompt P [--negative N] [--n B] [--seed S] [--cfg W] [--temperature T]
-             [--top-k K] [--top-p P] --out DIR
+  generate   --model M --prompt P [--negative N] [--n N] [--batch B] [--seed S] [--cfg W] [--temperature T]
+             [--top-k K] [--top-p P] --out DIR [--overwrite]
   score      --model M --prompt P --tokens T [--cfg W] [--temperature T] [--json]
-  encode     --model M --image IMG... --out tokens.safetensors
-  decode     --model M --tokens T --out DIR
+  encode     --model M --image IMG... --out tokens.safetensors [--overwrite]
+  decode     --model M --tokens T --out DIR [--overwrite]
   caption    DIR --model M [--out DIR] [--batch N] [--skip-existing | --overwrite] [--shard i/n]
              [--question Q] [--prefix P] [--suffix S] [--recursive] [--extensions png,jpg] [--json]
 
 Token files are safetensors holding one int64 tensor ``tokens`` [B, 24, 24].
+
+Outputs never replace existing ones unless ``--overwrite`` is given, and ``--out`` is checked before the model
+loads. An output folder holds one run: files appear under their final names only when complete (written to a
+temporary name, then renamed), a chunk of images at a time, and ``janus_run.json`` lists the files of the run
+so far ("complete": true at the end). Ctrl-C stops with exit status 130, keeping the completed chunks.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
+import re
+import signal
 import sys
+import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -30,6 +41,11 @@ from .errors import JanusError
 log = logging.getLogger("janus_runtime")
 
 
+MANIFEST = "janus_run.json"
+PARTIAL = ".partial"
+OUTPUT_NAME = re.compile(r"^(image_\d+\.png|tokens\.safetensors|janus_run\.json)$")
+
+
 def default_device() -> str:
     if torch.cuda.is_available():
         return "cuda"
@@ -38,15 +54,38 @@ def default_device() -> str:
     return "cpu"
 
 
+def check_device(name: str | None) -> str:
+    """``--device`` as given if this machine has it, else a JanusError saying what is available."""
+    if name is None:
+        return default_device()
+    fix = f"use --device cpu, or leave --device out to use the best available ({default_device()})"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise JanusError(f"--device {name}: not a device PyTorch knows ({str(e).splitlines()[0]}); {fix}") from None
+    if device.type == "cpu":
+        return name
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        available = bool(mps and mps.is_available())
+        count = 1
+    else:
+        backend = getattr(torch, device.type, None)
+        available = bool(backend is not None and hasattr(backend, "is_available") and backend.is_available())
+        count = backend.device_count() if available and hasattr(backend, "device_count") else 1
+    if not available:
+        why = (f"this PyTorch {torch.__version__} build has no CUDA support" if device.type == "cuda"
+               and torch.version.cuda is None else f"no {device.type} device is available here")
+        raise JanusError(f"--device {name}: {why}; {fix}")
+    if device.index is not None and device.index >= count:
+        raise JanusError(f"--device {name}: there are only {count} {device.type} device(s) "
+                         f"({device.type}:0 to {device.type}:{count - 1}); {fix}")
+    return name
+
+
 def _load(args, components):
     from .model import load_model
-    return load_model(args.model, device=args.device or default_device(), dtype=args.dtype, components=components)
-
-
-def _save_tokens(tokens: torch.Tensor, path: Path):
-    from safetensors.torch import save_file
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({"tokens": tokens.detach().to("cpu", torch.int64).contiguous()}, str(path))
+    return load_model(args.model, device=args.device, dtype=args.dtype, components=components)
 
 
 def _read_tokens(path: str) -> torch.Tensor:
@@ -61,40 +100,172 @@ def _read_tokens(path: str) -> torch.Tensor:
     return data["tokens"]
 
 
-def _save_pngs(model, tokens, out: Path, stem: str = "image") -> list[str]:
-    from PIL import Image
+def _write_tokens(tokens: torch.Tensor, path: Path):
+    from safetensors.torch import save_file
+    save_file({"tokens": tokens.detach().to("cpu", torch.int64).contiguous()}, str(path))
 
-    from .processing import to_uint8_official
-    from .sampling import decode_tokens
-    out.mkdir(parents=True, exist_ok=True)
-    pixels = to_uint8_official(decode_tokens(model, tokens)).cpu().numpy()
-    paths = []
-    for i, arr in enumerate(pixels):
-        p = out / f"{stem}_{i:03d}.png"
-        Image.fromarray(arr).save(p)
-        paths.append(str(p))
-    return paths
+
+def _write_png(pixels, path: Path):
+    from PIL import Image
+    Image.fromarray(pixels).save(path, format="PNG")
+
+
+def _probe_writable(folder: Path, what: str):
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".janus-probe-", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise JanusError(f"{what}: cannot write in {folder} ({e.strerror or e}); choose a folder you can "
+                         f"write to.") from None
+
+
+def check_out_file(path: str, overwrite: bool) -> Path:
+    """A file ``--out`` that may be written: its folder exists and is writable, and it is new (or
+    ``overwrite``)."""
+    out = Path(path).expanduser()
+    if out.is_dir():
+        raise JanusError(f"--out {path} is a folder; give a file name such as {out / 'tokens.safetensors'}")
+    if not out.parent.is_dir():
+        raise JanusError(f"--out {path}: the folder {out.parent} does not exist; create it or fix the path")
+    if out.exists() and not overwrite:
+        raise JanusError(f"--out {path} already exists; pass --overwrite to replace it, or choose another name")
+    _probe_writable(out.parent, f"--out {path}")
+    return out
+
+
+def write_file(path: Path, write):
+    """``write(tmp)`` then rename onto ``path``: the file is either the old one or the complete new one."""
+    tmp = path.with_name(f".{path.name}{PARTIAL}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class RunFolder:
+    """The output folder of one run (see the module docstring). Created and checked before any model work;
+    ``commit`` adds one complete chunk of files and rewrites the manifest; ``close`` removes what an
+    interrupted chunk left behind."""
+
+    def __init__(self, path: str, overwrite: bool, info: dict, keep=()):
+        out = Path(path).expanduser()
+        self.path, self.info, self.files, self.committed = out, dict(info), [], 0
+        if out.exists() and not out.is_dir():
+            raise JanusError(f"--out {path} is a file; --out names a folder for the images")
+        if not out.exists() and not out.parent.is_dir():
+            raise JanusError(f"--out {path}: its parent folder {out.parent} does not exist; create it or fix "
+                             f"the path")
+        keep = {Path(k).resolve() for k in keep}
+        self.old = sorted(f for f in out.iterdir() if OUTPUT_NAME.match(f.name) and f.resolve() not in keep) \
+            if out.is_dir() else []
+        if self.old and not overwrite:
+            names = ", ".join(f.name for f in self.old[:3]) + (", ..." if len(self.old) > 3 else "")
+            raise JanusError(f"--out {path} already holds the outputs of an earlier run ({names}); pass "
+                             f"--overwrite to replace them, or choose another folder")
+        self.created = not out.exists()
+        try:
+            out.mkdir(exist_ok=True)
+        except OSError as e:
+            raise JanusError(f"--out {path}: cannot create the folder ({e.strerror or e}); choose a folder you "
+                             f"can write to.") from None
+        _probe_writable(out, f"--out {path}")
+        self.partial = []
+
+    def commit(self, files: dict, total: int):
+        """Write ``files`` ({name: write(path)}) under temporary names, rename them all, update the manifest."""
+        staged = []
+        for name, write in files.items():
+            tmp = self.path / f".{name}{PARTIAL}"
+            self.partial.append(tmp)
+            write(tmp)
+            staged.append((tmp, self.path / name))
+        with _no_interrupt():  # publish the chunk and its manifest entry together
+            if not self.committed:  # the first complete chunk replaces the earlier run (--overwrite)
+                for f in self.old:
+                    f.unlink(missing_ok=True)
+            for tmp, final in staged:
+                os.replace(tmp, final)
+            self.files += [name for name in files if name not in self.files]
+            self.committed += 1
+            self.write_manifest(complete=len(self.images) >= total)
+
+    @property
+    def images(self) -> list[str]:
+        return [f for f in self.files if f.endswith(".png")]
+
+    def write_manifest(self, complete: bool):
+        manifest = {**self.info, "complete": complete, "images": self.images,
+                    "files": self.files}
+        write_file(self.path / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=1) + "\n"))
+
+    def status(self) -> str:
+        if not self.committed:
+            return f"nothing was written to {self.path}"
+        return f"{len(self.images)} complete image(s) kept in {self.path} (listed in {self.path / MANIFEST})"
+
+    def close(self):
+        for tmp in self.partial:
+            tmp.unlink(missing_ok=True)
+        if self.created and not self.committed:
+            with contextlib.suppress(OSError):
+                self.path.rmdir()
+
+
+def _chunk_seed(seed: int, offset: int) -> int:
+    """The seed whose image j is image ``offset + j`` of ``seed``, so chunked runs give the same images.
+
+    The sampler seeds image k from (seed * G + k + 1) mod 2**64 (``sampling.image_seed``); G is odd, so
+    adding offset / G mod 2**64 to the seed shifts the image index by ``offset``.
+    """
+    if offset == 0:
+        return seed
+    return (seed + offset * pow(_GOLDEN, -1, 2 ** 64)) % 2 ** 64
+
+
+_GOLDEN = 0x9E3779B97F4A7C15
 
 
 class _Progress:
-    """A terminal progress bar over the 576 generation steps (stderr; silent when not a terminal)."""
+    """One terminal progress bar over a whole run (stderr; silent when not a terminal)."""
 
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
+    def __init__(self, enabled: bool, total: int, desc: str, unit: str):
+        self.enabled, self.total, self.desc, self.unit = enabled, total, desc, unit
         self.bar = None
 
-    def __call__(self, step, total, tokens):
+    def update(self, done: int):
         if not self.enabled:
             return
         if self.bar is None:
             from tqdm import tqdm
-            self.bar = tqdm(total=total, desc="generating", unit="tok", file=sys.stderr, leave=False,
-                            initial=step)
-        self.bar.update(step + 1 - self.bar.n)
+            self.bar = tqdm(total=self.total, desc=self.desc, unit=self.unit, file=sys.stderr, leave=False)
+        self.bar.update(done - self.bar.n)
 
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+
+@contextlib.contextmanager
+def _no_interrupt():
+    """Hold Ctrl-C back for a moment (the renames that publish a chunk), then deliver it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            raise KeyboardInterrupt
+
+
+def _image_names(start: int, count: int, total: int) -> list[str]:
+    width = max(3, len(str(total - 1)))
+    return [f"image_{i:0{width}d}.png" for i in range(start, start + count)]
 
 
 def cmd_make_tiny(args):
@@ -128,24 +299,40 @@ def cmd_understand(args):
 
 
 def cmd_generate(args):
-    from .sampling import generate_image_tokens
+    from .processing import to_uint8_official
+    from .sampling import decode_tokens, generate_image_tokens
+    info = {"command": "generate", "prompt": args.prompt, "negative": args.negative, "n": args.n,
+            "seed": args.seed, "cfg": args.cfg, "cfg_until": args.cfg_until, "temperature": args.temperature,
+            "top_k": args.top_k, "top_p": args.top_p, "model": str(args.model), "tokens": "tokens.safetensors"}
+    run = args.run = RunFolder(args.out, args.overwrite, info)
     model = _load(args, ("lm", "vq"))
-    progress = _Progress(not args.json and sys.stderr.isatty())
-    t0 = time.perf_counter()
+    steps = model.config.num_image_tokens
+    progress = _Progress(not args.json and sys.stderr.isatty(), args.n * steps, f"generating {args.n}", "tok")
+    chunks, t_tokens, t_decode = [], 0.0, 0.0
     try:
-        tokens = generate_image_tokens(model, args.prompt, n=args.n, negative_prompt=args.negative,
-                                       cfg=args.cfg, temperature=args.temperature, top_k=args.top_k,
-                                       top_p=args.top_p, seed=args.seed, cfg_until=args.cfg_until,
-                                       callback=progress)
+        for offset in range(0, args.n, args.batch):
+            k = min(args.batch, args.n - offset)
+            t0 = time.perf_counter()
+            tokens = generate_image_tokens(
+                model, args.prompt, n=k, negative_prompt=args.negative, cfg=args.cfg,
+                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                seed=_chunk_seed(args.seed, offset), cfg_until=args.cfg_until,
+                callback=lambda step, total, _, offset=offset, k=k: progress.update(offset * total + (step + 1) * k))
+            t1 = time.perf_counter()
+            pixels = to_uint8_official(decode_tokens(model, tokens)).cpu().numpy()
+            t_tokens, t_decode = t_tokens + t1 - t0, t_decode + time.perf_counter() - t1
+            chunks.append(tokens.cpu())
+            files = {name: (lambda path, arr=arr: _write_png(arr, path))
+                     for name, arr in zip(_image_names(offset, k, args.n), pixels)}
+            grid = torch.cat(chunks)
+            files["tokens.safetensors"] = lambda path, grid=grid: _write_tokens(grid, path)
+            run.commit(files, args.n)
     finally:
         progress.close()
-    t_tokens = time.perf_counter() - t0
-    out = Path(args.out)
-    _save_tokens(tokens, out / "tokens.safetensors")
-    paths = _save_pngs(model, tokens, out)
-    result = {"images": paths, "tokens": str(out / "tokens.safetensors"), "seed": args.seed,
-              "timings": {"load_s": model.load_seconds, "tokens_s": t_tokens,
-                          "decode_s": time.perf_counter() - t0 - t_tokens}}
+    paths = [str(run.path / name) for name in run.images]
+    result = {"images": paths, "tokens": str(run.path / "tokens.safetensors"), "manifest": str(run.path / MANIFEST),
+              "seed": args.seed, "timings": {"load_s": model.load_seconds, "tokens_s": t_tokens,
+                                             "decode_s": t_decode}}
     print(json.dumps(result) if args.json else "\n".join(paths))
 
 
@@ -168,17 +355,43 @@ def cmd_score(args):
 def cmd_encode(args):
     from .processing import open_image
     from .sampling import encode_images
+    out = check_out_file(args.out, args.overwrite)
     images = [open_image(p) for p in args.image]
     model = _load(args, ("vq",))
     tokens = encode_images(model, images)
-    _save_tokens(tokens, Path(args.out))
-    print(f"wrote tokens {list(tokens.shape)} to {args.out}")
+    write_file(out, lambda path: _write_tokens(tokens, path))
+    print(f"wrote tokens {list(tokens.shape)} to {out}")
 
 
 def cmd_decode(args):
+    from .processing import to_uint8_official
+    from .sampling import check_tokens, decode_tokens
     tokens = _read_tokens(args.tokens)
+    info = {"command": "decode", "tokens": str(Path(args.tokens).resolve()), "model": str(args.model)}
+    run = args.run = RunFolder(args.out, args.overwrite, info, keep=[args.tokens])
     model = _load(args, ("vq",))
-    print("\n".join(_save_pngs(model, tokens, Path(args.out))))
+    tokens = check_tokens(model, tokens)  # the whole file, before the first chunk is written
+    n = tokens.shape[0]
+    progress = _Progress(sys.stderr.isatty(), n, "decoding", "img")
+    try:
+        for offset in range(0, n, args.batch):
+            pixels = to_uint8_official(decode_tokens(model, tokens[offset:offset + args.batch])).cpu().numpy()
+            run.commit({name: (lambda path, arr=arr: _write_png(arr, path))
+                        for name, arr in zip(_image_names(offset, len(pixels), n), pixels)}, n)
+            progress.update(offset + len(pixels))
+    finally:
+        progress.close()
+    print("\n".join(str(run.path / name) for name in run.images))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number >= 1, got {text!r}")
+    return value
 
 
 def cmd_caption(args):
@@ -224,7 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     def model_args(sp):
-        sp.add_argument("--model", required=True, help="model folder, or a Hugging Face repo id to download")
+        sp.add_argument("--model", required=True,
+                        help="model folder; a known repository name (deepseek-ai/Janus-Pro-1B, ...) or "
+                             "hf:owner/name to download from Hugging Face")
         sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
         sp.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, else fp32), bf16, fp16, fp32")
 
@@ -257,11 +472,14 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(sp)
     sp.add_argument("--prompt", required=True)
     sp.add_argument("--negative", default="", help="negative prompt (default: the official blank prompt)")
-    sp.add_argument("--n", type=int, default=1, help="images to generate")
+    sp.add_argument("--n", type=_positive_int, default=1, help="images to generate")
+    sp.add_argument("--batch", type=_positive_int, default=8,
+                    help="images per chunk: memory stays that of one chunk; each chunk is saved when done")
     sp.add_argument("--cfg", type=float, default=5.0, help="guidance weight (official default 5)")
     sp.add_argument("--cfg-until", type=float, default=1.0, help="fraction of the steps that use guidance")
     sampling_args(sp, 1.0)
-    sp.add_argument("--out", required=True, help="output folder for PNGs and tokens.safetensors")
+    sp.add_argument("--out", required=True, help="output folder for PNGs, tokens.safetensors and janus_run.json")
+    sp.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_generate)
 
@@ -279,12 +497,15 @@ def build_parser() -> argparse.ArgumentParser:
     model_args(sp)
     sp.add_argument("--image", nargs="+", required=True)
     sp.add_argument("--out", required=True, help="token file to write (.safetensors)")
+    sp.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     sp.set_defaults(func=cmd_encode)
 
     sp = sub.add_parser("decode", help="VQ tokens to PNG images")
     model_args(sp)
     sp.add_argument("--tokens", required=True)
-    sp.add_argument("--out", required=True, help="output folder")
+    sp.add_argument("--out", required=True, help="output folder for PNGs and janus_run.json")
+    sp.add_argument("--batch", type=_positive_int, default=8, help="images decoded and saved per chunk")
+    sp.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     sp.set_defaults(func=cmd_decode)
 
     sp = sub.add_parser("caption", help="caption every image of a folder into name.txt sidecar files",
@@ -321,7 +542,16 @@ def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
+        if hasattr(args, "device"):
+            args.device = check_device(args.device)  # before anything is written or loaded
         return args.func(args) or 0
     except JanusError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        run = getattr(args, "run", None)
+        print("interrupted (Ctrl-C)" + (f"; {run.status()}" if run else ""), file=sys.stderr)
+        return 130
+    finally:
+        if getattr(args, "run", None) is not None:
+            args.run.close()

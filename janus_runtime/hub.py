@@ -1,4 +1,8 @@
-"""Where model folders come from: a local path, or a Hugging Face repo id downloaded with huggingface-hub."""
+"""Where model folders come from: a local path, or a Hugging Face repository downloaded with huggingface-hub.
+
+Only names we know (``KNOWN_REPOS``) or names marked ``hf:owner/name`` are downloaded: a mistyped local path
+that happens to look like ``owner/name`` gets "no such folder", not a download attempt.
+"""
 
 from __future__ import annotations
 
@@ -25,8 +29,22 @@ ALLOW_PATTERNS = ["*.json", "*.safetensors", "*.bin", "*.txt", "*.model"]
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 
-def looks_like_repo_id(source: str) -> bool:
-    return bool(REPO_ID.match(source)) and not Path(source).exists()
+HF_PREFIX = "hf:"
+
+
+def repo_to_download(source) -> str | None:
+    """The Hugging Face repository ``source`` asks for: a known name, or any ``hf:owner/name``; else None."""
+    if not isinstance(source, str):
+        return None
+    if source in KNOWN_REPOS:
+        return source
+    if source.startswith(HF_PREFIX):
+        repo = source[len(HF_PREFIX):]
+        if not REPO_ID.match(repo):
+            raise JanusError(f"model {source}: {repo!r} is not a Hugging Face repository name; write "
+                             f"hf:owner/name, e.g. hf:deepseek-ai/Janus-Pro-1B")
+        return repo
+    return None
 
 
 def download(repo_id: str, target: str | Path | None = None) -> Path:
@@ -51,11 +69,18 @@ def download(repo_id: str, target: str | Path | None = None) -> Path:
 
 
 def resolve_model_path(source: str | Path, download_dir: str | Path | None = None) -> Path:
-    """A local model folder as given, or the download of a Hugging Face repo id."""
+    """A local model folder as given, or the download of a known or ``hf:``-marked repository."""
     path = Path(source).expanduser()
     if path.is_dir():
         return path
-    if isinstance(source, str) and looks_like_repo_id(source):
-        return download(source, download_dir)
-    raise JanusError(f"model {source!s}: no such folder, and not a Hugging Face repo id like "
-                     f"'deepseek-ai/Janus-Pro-1B'. Pass a folder holding config.json and the weights.")
+    repo = repo_to_download(source)
+    if repo is not None:
+        return download(repo, download_dir)
+    if path.is_file():
+        raise JanusError(f"model {source!s} is a file; pass the folder that holds it ({path.parent}).")
+    hint = ""
+    if isinstance(source, str) and REPO_ID.match(source):
+        hint = (f" To download it from Hugging Face, write hf:{source}"
+                f" (known repositories download by name: {', '.join(KNOWN_REPOS)}).")
+    raise JanusError(f"model {source!s}: no such folder (tried {path.absolute()}). Pass a folder holding "
+                     f"config.json and the weights.{hint}")

@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .config import parse_config
+from .errors import JanusError
 from .processing import BOI_TAG, EOI_TAG, IMAGE_TAG, PAD_TAG
 
 BOS, EOS = "<｜begin▁of▁sentence｜>", "<｜end▁of▁sentence｜>"
@@ -147,6 +148,11 @@ def make_tiny(folder: str | Path, layout: str = "official", seed: int = 0, weigh
     folder = Path(folder)
     if layout not in ("official", "hf"):
         raise ValueError(f"layout must be 'official' or 'hf', got {layout!r}")
+    # Never into a folder that holds anything: over a real model it would replace config and tokenizer and
+    # add a model.safetensors the loader prefers, so the folder would silently load random weights.
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise JanusError(f"make-tiny {folder}: {'not a folder' if not folder.is_dir() else 'the folder is not empty'}"
+                         f"; give a new or empty folder (it never writes over existing files).")
     folder.mkdir(parents=True, exist_ok=True)
     cfg = json.loads(json.dumps(TINY_OFFICIAL_CONFIG))
     sd = official_state_dict(cfg, seed)
