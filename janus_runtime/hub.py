@@ -7,6 +7,7 @@ that happens to look like ``owner/name`` gets "no such folder", not a download a
 from __future__ import annotations
 
 import logging
+import os
 import re
 from pathlib import Path
 
@@ -70,6 +71,8 @@ def download(repo_id: str, target: str | Path | None = None) -> Path:
 
 def resolve_model_path(source: str | Path, download_dir: str | Path | None = None) -> Path:
     """A local model folder as given, or the download of a known or ``hf:``-marked repository."""
+    if not isinstance(source, (str, os.PathLike)) or not str(source).strip():
+        raise JanusError(f"model: expected a folder path or a repository name, got {source!r}")
     path = Path(source).expanduser()
     if path.is_dir():
         return path
