@@ -120,10 +120,16 @@ def _probe_writable(folder: Path, what: str):
                          f"write to.") from None
 
 
+def _out_path(path: str) -> Path:
+    if not path.strip():
+        raise JanusError("--out is empty; give the path to write to")
+    return Path(path).expanduser()
+
+
 def check_out_file(path: str, overwrite: bool) -> Path:
     """A file ``--out`` that may be written: its folder exists and is writable, and it is new (or
     ``overwrite``)."""
-    out = Path(path).expanduser()
+    out = _out_path(path)
     if out.is_dir():
         raise JanusError(f"--out {path} is a folder; give a file name such as {out / 'tokens.safetensors'}")
     if not out.parent.is_dir():
@@ -150,7 +156,7 @@ class RunFolder:
     interrupted chunk left behind."""
 
     def __init__(self, path: str, overwrite: bool, info: dict, keep=()):
-        out = Path(path).expanduser()
+        out = _out_path(path)
         self.path, self.info, self.files, self.committed = out, dict(info), [], 0
         if out.exists() and not out.is_dir():
             raise JanusError(f"--out {path} is a file; --out names a folder for the images")
@@ -441,7 +447,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="model folder; a known repository name (deepseek-ai/Janus-Pro-1B, ...) or "
                              "hf:owner/name to download from Hugging Face")
         sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
-        sp.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, else fp32), bf16, fp16, fp32")
+        sp.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                        help="auto (bf16 on CUDA, else fp32), bf16, fp16, fp32")
 
     def sampling_args(sp, temperature):
         sp.add_argument("--temperature", type=float, default=temperature, help="0 = greedy/argmax")

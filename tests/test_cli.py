@@ -132,6 +132,7 @@ def test_bad_out_is_refused_before_the_model_loads(tmp_path, capsys):
     assert "is a file; --out names a folder" in _bad_out_message(gen + [str(a_file)], capsys)
     assert f"its parent folder {tmp_path / 'missing'} does not exist" in _bad_out_message(
         gen + [str(tmp_path / "missing" / "out")], capsys)
+    assert "--out is empty" in _bad_out_message(gen + [""], capsys)
     assert "no such folder" in _bad_out_message(gen + [str(tmp_path / "fine")], capsys)
     assert not (tmp_path / "fine").exists()  # the folder it created for the failed run is gone again
     enc = ["encode", "--model", str(tmp_path / "no-model"), "--image", "x.png", "--out"]
