@@ -196,14 +196,14 @@ class RunFolder:
             self.files += [name for name in files if name not in self.files]
             self.committed += 1
             self.write_manifest(complete=len(self.images) >= total)
+        self.partial = []
 
     @property
     def images(self) -> list[str]:
         return [f for f in self.files if f.endswith(".png")]
 
     def write_manifest(self, complete: bool):
-        manifest = {**self.info, "complete": complete, "images": self.images,
-                    "files": self.files}
+        manifest = {**self.info, "complete": complete, "images": self.images, "files": self.files}
         write_file(self.path / MANIFEST, lambda p: p.write_text(json.dumps(manifest, indent=1) + "\n"))
 
     def status(self) -> str:
@@ -219,6 +219,9 @@ class RunFolder:
                 self.path.rmdir()
 
 
+_GOLDEN = 0x9E3779B97F4A7C15  # the odd multiplier of sampling.image_seed
+
+
 def _chunk_seed(seed: int, offset: int) -> int:
     """The seed whose image j is image ``offset + j`` of ``seed``, so chunked runs give the same images.
 
@@ -228,9 +231,6 @@ def _chunk_seed(seed: int, offset: int) -> int:
     if offset == 0:
         return seed
     return (seed + offset * pow(_GOLDEN, -1, 2 ** 64)) % 2 ** 64
-
-
-_GOLDEN = 0x9E3779B97F4A7C15
 
 
 class _Progress:
@@ -329,7 +329,7 @@ def cmd_generate(args):
             t_tokens, t_decode = t_tokens + t1 - t0, t_decode + time.perf_counter() - t1
             chunks.append(tokens.cpu())
             files = {name: (lambda path, arr=arr: _write_png(arr, path))
-                     for name, arr in zip(_image_names(offset, k, args.n), pixels)}
+                     for name, arr in zip(_image_names(offset, k, args.n), pixels, strict=True)}
             grid = torch.cat(chunks)
             files["tokens.safetensors"] = lambda path, grid=grid: _write_tokens(grid, path)
             run.commit(files, args.n)
@@ -383,7 +383,7 @@ def cmd_decode(args):
         for offset in range(0, n, args.batch):
             pixels = to_uint8_official(decode_tokens(model, tokens[offset:offset + args.batch])).cpu().numpy()
             run.commit({name: (lambda path, arr=arr: _write_png(arr, path))
-                        for name, arr in zip(_image_names(offset, len(pixels), n), pixels)}, n)
+                        for name, arr in zip(_image_names(offset, len(pixels), n), pixels, strict=True)}, n)
             progress.update(offset + len(pixels))
     finally:
         progress.close()

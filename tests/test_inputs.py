@@ -163,7 +163,7 @@ CONFIG_CASES = [  # (mutation of the official tiny config, message fragment)
     (("gen_vision_config", "params", "ch"), 12.5, r"gen_vision_config\.params\.ch must be a positive integer"),
     (("gen_vision_config", "params", "decoder_ch_mult"), [], r"decoder_ch_mult must be a non-empty list"),
     (("language_config", "rms_norm_eps"), float("nan"), r"rms_norm_eps must be a positive number; got nan"),
-    (("language_config", "num_key_value_heads"), 3, r"num_attention_heads 4 is not a multiple of num_key_value_heads 3"),
+    (("language_config", "num_key_value_heads"), 3, r"num_attention_heads 4 is not a multiple of num_key_value_heads"),
     (("vision_config", "params", "patch_size"), 7, r"image_size 384 is not a multiple of patch_size 7"),
     (("vision_config", "params", "select_layer"), -9, r"select_layer -9 leaves no ViT blocks"),
     (("vision_config", "params"), [1], r"vision_config: params must be a JSON object"),
