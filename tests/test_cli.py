@@ -198,3 +198,13 @@ def test_ctrl_c_keeps_the_completed_chunks_consistent(cli_model, tmp_path):
     assert 1 <= len(manifest["images"]) < 12 and not manifest["complete"]
     assert f"{len(manifest['images'])} complete image(s) kept" in stderr
     assert all(Image.open(out / name).size == (384, 384) for name in manifest["images"])
+
+
+def test_animated_gif_frame_is_stated_in_the_cli_output(cli_model, tmp_path):
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "blue")]
+    frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:])
+    proc = run_cli("encode", "--model", str(cli_model), "--image", str(tmp_path / "anim.gif"),
+                   "--out", str(tmp_path / "t.safetensors"))
+    assert proc.returncode == 0, proc.stderr
+    assert "anim.gif has 2 frames; using frame 0 only" in proc.stderr
+    assert load_file(str(tmp_path / "t.safetensors"))["tokens"].shape == (1, 24, 24)
