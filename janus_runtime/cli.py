@@ -37,6 +37,7 @@ import torch
 
 from .captioner import DEFAULT_QUESTION, IMAGE_EXTENSIONS
 from .errors import JanusError
+from .model import check_device
 
 log = logging.getLogger("janus_runtime")
 
@@ -44,43 +45,6 @@ log = logging.getLogger("janus_runtime")
 MANIFEST = "janus_run.json"
 PARTIAL = ".partial"
 OUTPUT_NAME = re.compile(r"^(image_\d+\.png|tokens\.safetensors|janus_run\.json)$")
-
-
-def default_device() -> str:
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def check_device(name: str | None) -> str:
-    """``--device`` as given if this machine has it, else a JanusError saying what is available."""
-    if name is None:
-        return default_device()
-    fix = f"use --device cpu, or leave --device out to use the best available ({default_device()})"
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError, TypeError) as e:
-        raise JanusError(f"--device {name}: not a device PyTorch knows ({str(e).splitlines()[0]}); {fix}") from None
-    if device.type == "cpu":
-        return name
-    if device.type == "mps":
-        mps = getattr(torch.backends, "mps", None)
-        available = bool(mps and mps.is_available())
-        count = 1
-    else:
-        backend = getattr(torch, device.type, None)
-        available = bool(backend is not None and hasattr(backend, "is_available") and backend.is_available())
-        count = backend.device_count() if available and hasattr(backend, "device_count") else 1
-    if not available:
-        why = (f"this PyTorch {torch.__version__} build has no CUDA support" if device.type == "cuda"
-               and torch.version.cuda is None else f"no {device.type} device is available here")
-        raise JanusError(f"--device {name}: {why}; {fix}")
-    if device.index is not None and device.index >= count:
-        raise JanusError(f"--device {name}: there are only {count} {device.type} device(s) "
-                         f"({device.type}:0 to {device.type}:{count - 1}); {fix}")
-    return name
 
 
 def _load(args, components):
@@ -550,7 +514,7 @@ def main(argv=None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
         if hasattr(args, "device"):
-            args.device = check_device(args.device)  # before anything is written or loaded
+            args.device = check_device(args.device, "--device")  # before anything is written or loaded
         return args.func(args) or 0
     except JanusError as e:
         print(f"error: {e}", file=sys.stderr)

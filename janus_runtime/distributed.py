@@ -52,7 +52,7 @@ def _worker() -> str:
 
 
 def _load(model, device, dtype, components):
-    from .cli import default_device
+    from .model import default_device
     from .model import load_model
     return load_model(model, device=device or default_device(), dtype=dtype, components=components)
 

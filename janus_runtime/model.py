@@ -26,6 +26,44 @@ DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat1
           "fp16": torch.float16, "float16": torch.float16}
 
 
+def default_device() -> str:
+    if torch.cuda.is_available():
+        return "cuda"
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def check_device(name, label: str = "device") -> str:
+    """``name`` as given if this machine has that device (None: the best available), else a JanusError
+    saying what is available. ``label`` names the input in the message."""
+    if name is None:
+        return default_device()
+    fix = f"use {label} cpu, or leave {label} out to use the best available ({default_device()})"
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError, TypeError) as e:
+        raise JanusError(f"{label} {name}: not a device PyTorch knows ({str(e).splitlines()[0]}); {fix}") from None
+    if device.type == "cpu":
+        return name
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        available = bool(mps and mps.is_available())
+        count = 1
+    else:
+        backend = getattr(torch, device.type, None)
+        available = bool(backend is not None and hasattr(backend, "is_available") and backend.is_available())
+        count = backend.device_count() if available and hasattr(backend, "device_count") else 1
+    if not available:
+        why = (f"this PyTorch {torch.__version__} build has no CUDA support" if device.type == "cuda"
+               and torch.version.cuda is None else f"no {device.type} device is available here")
+        raise JanusError(f"{label} {name}: {why}; {fix}")
+    if device.index is not None and device.index >= count:
+        raise JanusError(f"{label} {name}: there are only {count} {device.type} device(s) "
+                         f"({device.type}:0 to {device.type}:{count - 1}); {fix}")
+    return name
+
+
 def default_dtype(device) -> torch.dtype:
     """bf16 where it is fast and safe (CUDA with bf16 support), fp32 elsewhere (CPU, MPS, old GPUs)."""
     device = torch.device(device)
@@ -114,6 +152,7 @@ def load_model(source: str | Path, device="cpu", dtype=None, *, components=COMPO
     layers that start without weights (ComfyUI's dynamic VRAM): shapes are checked on plain-torch twins.
     """
     start = time.perf_counter()
+    device = check_device(device if isinstance(device, str) or device is None else str(device))
     folder = resolve_model_path(source, download_dir)
     cfg = load_config(folder)
     text = TextProcessor(folder, chat_format)

@@ -36,3 +36,10 @@ def test_fp8_weight_storage_runs_with_per_layer_upcast(tiny_dir):
     assert layer_bytes(fp8) < 0.3 * layer_bytes(full)
     tokens = generate_image_tokens(fp8, "a red circle", n=1, temperature=0)
     assert tokens.shape == (1, 24, 24)
+
+
+@pytest.mark.parametrize("device, match", [("tpu", "device tpu: not a device PyTorch knows"),
+                                           ("cuda:7", "device cuda:7: (this PyTorch .* has no CUDA support|there are only)")])
+def test_unavailable_device_is_refused_before_loading(tiny_dir, device, match):
+    with pytest.raises(JanusError, match=match):
+        load_model(tiny_dir, device=device)
