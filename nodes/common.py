@@ -50,12 +50,16 @@ def step_hook(total: int, node_id, preview=None):
 
 
 def send_text(node_id, text: str):
-    """Stream text into the node's preview area (ComfyUI's progress_text message), when a server runs."""
+    """Stream the answer so far to the browser that queued the prompt, when a server runs.
+
+    A "janus.text" message that web/js/janus_answer.js shows on the node's labelled answer widget; core's
+    progress_text would make the frontend add a second, unlabelled copy of the same text under the node."""
     if node_id is None:
         return
     try:
         from server import PromptServer
     except ImportError:
         return
-    if getattr(PromptServer, "instance", None) is not None:
-        PromptServer.instance.send_progress_text(text, node_id)
+    server = getattr(PromptServer, "instance", None)
+    if server is not None:
+        server.send_sync("janus.text", {"node": node_id, "text": text}, server.client_id)

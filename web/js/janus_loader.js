@@ -3,7 +3,7 @@ import { chain, comfy, outputWidget, setText } from "./janus_common.js";
 
 const { app, ComfyWidgets } = await comfy();
 const NODE = "JanusModelLoader";
-const WIDGET = "loaded";
+const WIDGET = "janus_loaded";
 
 app.registerExtension({
   name: "janus.loaderInfo",
@@ -12,9 +12,9 @@ app.registerExtension({
     chain(nodeType.prototype, "onExecuted", function (message) {
       const text = Array.isArray(message?.text) ? message.text.join("\n") : message?.text;
       if (!text) return;
-      const widget = outputWidget(this, WIDGET, ComfyWidgets, app);
+      const widget = outputWidget(this, WIDGET, "loaded", ComfyWidgets, app);
+      if (widget.element) widget.element.rows = 2;
       setText(widget, text);
-      if (widget.inputEl) widget.inputEl.rows = 2;
     });
   },
 });
