@@ -121,3 +121,39 @@ def test_groups_and_notes_explain_the_graph(workflow):
     assert workflow["groups"] and all(g["title"] for g in workflow["groups"])
     notes = [n for n in workflow["nodes"] if n["type"] in FRONTEND_ONLY]
     assert notes and all(n["widgets_values"][0].strip() for n in notes)
+
+
+NODE_TITLE, GROUP_TITLE = 30, 40  # canvas units: a node's title bar above its pos; a group's title row
+
+
+def node_box(node):
+    x, y = node["pos"]
+    w, h = node["size"]
+    return x, y - NODE_TITLE, w, h + NODE_TITLE
+
+
+def overlap(a, b):
+    return a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+
+
+def test_layout_is_readable(workflow):
+    """No node hides another or a group's title; a node that starts in a group ends in it (so a node growing
+    with its preview stays in its group: the samplers' size leaves the room). tools/browser_check.py checks the
+    same on the sizes the frontend actually renders, and the zoom at fit-to-view."""
+    nodes = workflow["nodes"]
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            assert not overlap(node_box(a), node_box(b)), (a["type"], a["id"], b["type"], b["id"])
+    for group in workflow["groups"]:
+        gx, gy, gw, gh = group["bounding"]
+        for node in nodes:
+            x, y, w, h = node_box(node)
+            assert not overlap((x, y, w, h), (gx, gy, gw, GROUP_TITLE)), (group["title"], node["type"])
+            if gx <= x < gx + gw and gy <= y < gy + gh:
+                assert x + w <= gx + gw and y + h <= gy + gh, (group["title"], node["type"], node["id"])
+
+
+def test_samplers_leave_room_for_the_live_preview(workflow):
+    for node in workflow["nodes"]:
+        if node["type"] in ("JanusGenerate", "JanusRegenerateMasked"):
+            assert node["size"][1] >= 800, (node["type"], node["size"])  # widgets + a 384 px preview

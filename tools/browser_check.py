@@ -98,6 +98,9 @@ class Page:
         self.page.goto(url, wait_until="load", timeout=120_000)
         self.page.wait_for_function("() => window.comfyAPI?.app?.app?.graph && window.comfyAPI.app.app.canvas",
                                     timeout=120_000, polling=250)
+        # node definitions register after the canvas exists: wait for core's (ours are checked per workflow)
+        self.page.wait_for_function("() => ['LoadImage', 'Note'].every((t) => window.LiteGraph?.registered_node_types?.[t])",
+                                    timeout=120_000, polling=250)
         self.page.wait_for_timeout(1500)
         self.page.evaluate(PAGE_HELPERS)
 
@@ -125,11 +128,46 @@ def load_workflow(page: Page, wf: dict, renderer: str) -> dict:
       const app = window.comfyAPI.app.app;
       const registered = window.LiteGraph.registered_node_types;
       for (const n of app.canvas.graph.nodes)
-        if (n.type === "JanusModelLoader") { const w = n.widgets?.find((w) => w.name === "model"); if (!w) throw new Error("loader " + n.id + " has no model widget: " + JSON.stringify((n.widgets||[]).map((w) => w.name))); w.value = tiny; w.callback?.(tiny); }
+        if (n.type === "JanusModelLoader") { const w = n.widgets?.find((w) => w.name === "model"); if (w) { w.value = tiny; w.callback?.(tiny); } }
       const missing = [...new Set(app.canvas.graph.nodes.filter((n) => !registered[n.type]).map((n) => n.type))];
       const dialog = Array.from(document.querySelectorAll('.comfy-missing-nodes [role=option]')).map((li) => li.innerText);
       return { missing, dialog, extensions: app.extensions.map((e) => e.name).filter((n) => n.startsWith("janus.")) };
     }""", [TINY])
+
+
+LAYOUT = """() => {
+  // On-screen layout in canvas units: node boxes (title included) as the renderer sized them, group boxes.
+  const app = window.comfyAPI.app.app;
+  const g = app.canvas.graph;
+  const box = (r) => [r[0], r[1], r[2], r[3]];
+  const nodes = g.nodes.map((n) => ({ id: n.id, title: n.title, box: box(n.boundingRect) }));
+  const groups = g.groups.map((gr) => ({ title: gr.title, box: box(gr._bounding ?? gr.boundingRect),
+                                         title_height: gr.titleHeight ?? 40 }));
+  return { scale: app.canvas.ds.scale, nodes, groups };
+}"""
+MIN_SCALE = 0.6  # fit-to-view zoom below which node text is too small to read in a 1600 x 1000 window
+
+
+def layout_problems(page: Page) -> tuple[list, float]:
+    """Nodes that overlap each other or a group's title row, nodes that stick out of the group they start in."""
+    lay = page.eval(LAYOUT)
+    inter = lambda a, b: a[0] < b[0] + b[2] and b[0] < a[0] + a[2] and a[1] < b[1] + b[3] and b[1] < a[1] + a[3]
+    out = []
+    nodes = lay["nodes"]
+    for i, a in enumerate(nodes):
+        for b in nodes[i + 1:]:
+            if inter(a["box"], b["box"]):
+                out.append(f"nodes overlap: {a['title']!r} and {b['title']!r}")
+        for gr in lay["groups"]:
+            x, y, w, h = gr["box"]
+            if inter(a["box"], [x, y, w, gr["title_height"]]):
+                out.append(f"{a['title']!r} covers the title of group {gr['title']!r}")
+            ax, ay, aw, ah = a["box"]
+            if x <= ax < x + w and y <= ay < y + h and (ax + aw > x + w or ay + ah > y + h):
+                out.append(f"{a['title']!r} sticks out of group {gr['title']!r}")
+    if lay["scale"] < MIN_SCALE:
+        out.append(f"fit-to-view zoom {lay['scale']:.0%} is below {MIN_SCALE:.0%}: too small to read")
+    return out, lay["scale"]
 
 
 def fit_view(page: Page):
@@ -271,11 +309,15 @@ def main(argv=None) -> int:
                     if len(res["extensions"]) < 3:
                         fails.append(f"Janus extensions not all loaded: {res['extensions']}")
                     fit_view(page)
+                    problems, res["zoom"] = layout_problems(page)
+                    fails += [f"as loaded: {p}" for p in problems]
                     if args.run:
                         run = run_workflow(page, path.stem, args.timeout)
                         fails += run.pop("failures")
                         res["run"] = run
                         fit_view(page)
+                        problems, _ = layout_problems(page)
+                        fails += [f"after the run: {p}" for p in problems]
                     fails += page.pack_errors()
                     page.errors.clear()
                     page.console.clear()
@@ -295,10 +337,14 @@ def main(argv=None) -> int:
                     report["results"][f"cancel/{renderer}"] = res
                     report["failures"] += [f"cancel/{renderer}: {f}" for f in res["failures"]]
             browser.close()
+    except Exception as e:  # a step that could not even be checked
+        report["failures"].append(f"{type(e).__name__}: {e}")
     finally:
         if server is not None:
             server.stop()
             log_text = Path(server.log_path).read_text(errors="replace") if Path(server.log_path).exists() else ""
+            if report["failures"]:
+                report["server_log_tail"] = log_text.splitlines()[-60:]
             if "IMPORT FAILED" in log_text:
                 report["failures"].append("the pack failed to import (server log)")
         shutil.rmtree(tmp, ignore_errors=True)

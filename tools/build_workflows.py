@@ -24,6 +24,13 @@ from workflow_spec import node_spec  # noqa: E402  (tools/workflow_spec.py)
 
 CORE = json.loads((ROOT / "tests" / "data" / "core_object_info.json").read_text())["nodes"]
 MODEL = "deepseek-ai/Janus-Pro-1B"
+# Canvas units (ComfyUI's frontend): a node's title bar sits above its pos; a group's title row is its top strip.
+NODE_TITLE, GROUP_TITLE, MARGIN = 30, 40, 15
+# Room the frontend needs to show each node without growing it (Nodes 2.0 sizes a node to its content; the
+# samplers keep space for the live preview, the loader for what it loaded).
+SIZE = {"JanusModelLoader": [340, 200], "JanusGenerate": [380, 840], "JanusRegenerateMasked": [380, 880],
+        "JanusScore": [380, 520], "JanusUnderstand": [460, 700], "JanusVQDecode": [260, 80],
+        "JanusVQEncode": [300, 110], "LoadImage": [340, 400], "SaveImage": [420, 460]}
 
 
 class Workflow:
@@ -38,7 +45,8 @@ class Workflow:
             values.append((widgets or {}).get(w["name"], w["default"]))
             if w.get("extra") is not None:
                 values.append(w["extra"])
-        node = {"id": len(self.nodes) + 1, "type": type_, "pos": list(pos), "size": list(size or [320, 140]),
+        node = {"id": len(self.nodes) + 1, "type": type_, "pos": list(pos),
+                "size": list(size or SIZE.get(type_, [320, 140])),
                 "flags": {}, "order": len(self.nodes), "mode": mode,
                 "inputs": [{"name": i["name"], "type": i["type"], "link": None} for i in spec["links"]],
                 "outputs": [{"name": n, "type": t, "links": [], "slot_index": k}
@@ -66,81 +74,87 @@ class Workflow:
         src["outputs"][out_slot]["links"].append(link_id)
         inputs[slot]["link"] = link_id
 
-    def group(self, title, box, color="#3f789e"):
-        """A titled box; ``box`` is given from the node tops, the title row is added above them."""
-        x, y, w, h = box
-        self.groups.append({"title": title, "bounding": [x, y - 40, w, h + 40], "color": color, "font_size": 22,
-                            "flags": {}})
+    def group(self, title, members, color="#3f789e"):
+        """A titled box around ``members``: their title bars included, a margin, and a free row for its title."""
+        left = min(n["pos"][0] for n in members) - MARGIN
+        top = min(n["pos"][1] for n in members) - NODE_TITLE - MARGIN - GROUP_TITLE
+        right = max(n["pos"][0] + n["size"][0] for n in members) + MARGIN
+        bottom = max(n["pos"][1] + n["size"][1] for n in members) + MARGIN
+        self.groups.append({"title": title, "bounding": [left, top, right - left, bottom - top], "color": color,
+                            "font_size": 22, "flags": {}})
 
     def save(self, name):
         data = {"last_node_id": len(self.nodes), "last_link_id": len(self.links), "nodes": self.nodes,
                 "links": self.links, "groups": self.groups, "config": {},
-                "extra": {"ds": {"scale": 0.8, "offset": [40, 60]}}, "version": 0.4}
+                "extra": {"ds": {"scale": 0.6, "offset": [60, 120]}}, "version": 0.4}
         path = ROOT / "workflows" / f"{name}.json"
         path.parent.mkdir(exist_ok=True)
         path.write_text(json.dumps(data, indent=1) + "\n")
         print("wrote", path.relative_to(ROOT))
 
 
-def loader(w, pos=(0, 0)):
-    return w.add("JanusModelLoader", pos, {"model": MODEL}, size=[330, 130])
+# Columns of the layouts: x of each column's left edge (a column is a node width plus a gap for the links).
+COL = [0, 420, 880, 1340, 1800]
+ROW2 = 270  # the note under the loader
+
+
+def model_group(w, note_text, note_height=200):
+    """Loader with the workflow's note under it, grouped as step 1."""
+    m = w.add("JanusModelLoader", (COL[0], 0), {"model": MODEL})
+    note = w.add("Note", (COL[0], ROW2), {"text": note_text}, size=[340, note_height])
+    return m, note
 
 
 def text_to_image():
     w = Workflow()
-    note = w.add("Note", (0, 180), {"text": "Text to image with Janus-Pro.\n\n1. Pick a model in the loader "
-                                            "(Hugging Face names download into models/janus on first use).\n"
-                                            "2. Write the prompt, press Queue.\n\nThe preview fills in row by "
-                                            "row; images are 384x384 (chain an upscaler for more)."},
-                 size=[330, 200])
-    m = loader(w)
-    g = w.add("JanusGenerate", (380, 0), {"batch_size": 2}, size=[360, 420])
-    d = w.add("JanusVQDecode", (790, 0), size=[260, 60])
-    s = w.add("SaveImage", (1090, 0), {"filename_prefix": "janus"}, size=[400, 440])
+    m, note = model_group(w, "Text to image with Janus-Pro.\n\n1. Pick a model in the loader (Hugging Face names "
+                             "download into models/janus on first use).\n2. Write the prompt, press Run.\n\nThe "
+                             "preview fills in row by row; images are 384x384 (chain an upscaler for more).", 230)
+    g = w.add("JanusGenerate", (COL[1], 0), {"batch_size": 2})
+    d = w.add("JanusVQDecode", (COL[2], 0))
+    s = w.add("SaveImage", (COL[2], 150), {"filename_prefix": "janus"})
     w.link(m, "janus_model", g, "janus_model")
     w.link(m, "janus_model", d, "janus_model")
     w.link(g, "tokens", d, "tokens")
     w.link(d, "image", s, "images")
-    w.group("1. Load", (-20, -50, 370, 470))
-    w.group("2. Generate 576 image tokens (CFG)", (360, -50, 400, 500))
-    w.group("3. Decode and save", (770, -50, 740, 520), "#3f8e5a")
-    del note
+    w.group("1. Load", [m, note])
+    w.group("2. Generate 576 image tokens (CFG)", [g])
+    w.group("3. Decode and save", [d, s], "#3f8e5a")
     w.save("text_to_image")
 
 
 def understanding():
     w = Workflow()
-    w.add("Note", (0, 180), {"text": "Image understanding: the answer appears on the Janus Understand node "
-                                     "(and streams while it is written). Temperature 0 is the official "
-                                     "greedy answer."}, size=[330, 140])
-    m = loader(w)
-    img = w.add("LoadImage", (0, 360), {"image": "example.png"}, size=[330, 330])
-    u = w.add("JanusUnderstand", (380, 0), {"question": "Describe this image in detail."}, size=[460, 620])
+    m, note = model_group(w, "Image understanding: the answer appears on the Janus Understand node (and streams "
+                             "while it is written). Temperature 0 is the official greedy answer.", 150)
+    img = w.add("LoadImage", (COL[0], 480), {"image": "example.png"})
+    u = w.add("JanusUnderstand", (COL[1], 0), {"question": "Describe this image in detail."}, size=[460, 880])
     w.link(m, "janus_model", u, "janus_model")
     w.link(img, "IMAGE", u, "image")
-    w.group("Ask about an image", (-20, -50, 880, 760))
+    w.group("Ask about an image", [m, note, img, u])
     w.save("image_understanding")
 
 
 def batch_captioning():
     w = Workflow()
-    w.add("Note", (0, 180), {"text": "Batch captioning: every image of the batch gets its own caption, in "
-                                     "batch order, in one run (rows are independent; the answer list feeds "
-                                     "downstream nodes one caption at a time)."}, size=[330, 150])
-    m = loader(w)
-    images = [w.add("LoadImage", (0, 360 + 350 * k), {"image": "example.png"}, size=[330, 320]) for k in range(3)]
-    b1 = w.add("ImageBatch", (380, 400), size=[220, 50])
-    b2 = w.add("ImageBatch", (380, 520), size=[220, 50])
+    m, note = model_group(w, "Batch captioning: every image of the batch gets its own caption, in batch order, "
+                             "in one run (rows are independent; the answer list feeds downstream nodes one caption "
+                             "at a time).", 200)
+    spots = [(COL[1], 0), (COL[1] + 370, 0), (COL[1], 470)]
+    images = [w.add("LoadImage", xy, {"image": "example.png"}) for xy in spots]
+    b1 = w.add("ImageBatch", (COL[1] + 370, 500), size=[300, 80])
+    b2 = w.add("ImageBatch", (COL[1] + 370, 640), size=[300, 80])
     w.link(images[0], "IMAGE", b1, "image1")
     w.link(images[1], "IMAGE", b1, "image2")
     w.link(b1, "IMAGE", b2, "image1")
     w.link(images[2], "IMAGE", b2, "image2")
-    u = w.add("JanusUnderstand", (640, 0), {"question": "Write a one-sentence caption for this image.",
-                                            "max_new_tokens": 96}, size=[460, 620])
+    u = w.add("JanusUnderstand", (COL[1] + 800, 0), {"question": "Write a one-sentence caption for this image.",
+                                                            "max_new_tokens": 96})
     w.link(m, "janus_model", u, "janus_model")
     w.link(b2, "IMAGE", u, "image")
-    w.group("Images (same size is best: ImageBatch rescales the second to the first)", (-20, 310, 640, 1080))
-    w.group("One caption per image", (620, -50, 500, 700), "#3f8e5a")
+    w.group("1. Load", [m, note])
+    w.group("2. Images, batched (ImageBatch resizes to the first)", images + [b1, b2])
+    w.group("3. One caption per image", [u], "#3f8e5a")
     w.save("batch_captioning")
 
 
@@ -166,17 +180,15 @@ def caption_folder():
 
 def reimagine():
     w = Workflow()
-    w.add("Note", (0, 180), {"text": "Re-imagine: Janus describes the image, and the description becomes the "
-                                     "prompt of a new image. Edit the question to steer the style."},
-          size=[330, 130])
-    m = loader(w)
-    img = w.add("LoadImage", (0, 360), {"image": "example.png"}, size=[330, 330])
-    u = w.add("JanusUnderstand", (380, 0), {"question": "Describe this image as a short prompt for an artist: "
-                                                        "subject, style, colours, lighting.",
-                                            "max_new_tokens": 120}, size=[420, 560])
-    g = w.add("JanusGenerate", (840, 0), {"prompt": "(filled in by Janus Understand)"}, size=[360, 440])
-    d = w.add("JanusVQDecode", (1240, 0), size=[260, 60])
-    s = w.add("SaveImage", (1540, 0), {"filename_prefix": "janus_reimagined"}, size=[400, 440])
+    m, note = model_group(w, "Re-imagine: Janus describes the image, and the description becomes the prompt of a "
+                             "new image. Edit the question to steer the style.", 150)
+    img = w.add("LoadImage", (COL[0], 480), {"image": "example.png"})
+    u = w.add("JanusUnderstand", (COL[1], 0), {"question": "Describe this image as a short prompt for an artist: "
+                                                           "subject, style, colours, lighting.",
+                                               "max_new_tokens": 120})
+    g = w.add("JanusGenerate", (COL[1] + 540, 0), {"prompt": "(filled in by Janus Understand)"})
+    d = w.add("JanusVQDecode", (COL[1] + 1000, 0))
+    s = w.add("SaveImage", (COL[1] + 1000, 150), {"filename_prefix": "janus_reimagined"})
     w.link(m, "janus_model", u, "janus_model")
     w.link(img, "IMAGE", u, "image")
     w.link(m, "janus_model", g, "janus_model")
@@ -184,30 +196,29 @@ def reimagine():
     w.link(m, "janus_model", d, "janus_model")
     w.link(g, "tokens", d, "tokens")
     w.link(d, "image", s, "images")
-    w.group("1. Understand", (360, -50, 460, 640))
-    w.group("2. Generate from the description", (820, -50, 1140, 540), "#3f8e5a")
+    w.group("1. Load", [m, note, img])
+    w.group("2. Understand", [u])
+    w.group("3. Generate from the description", [g, d, s], "#3f8e5a")
     w.save("understand_then_regenerate")
 
 
 def editing():
     w = Workflow()
-    w.add("Note", (0, 180), {"text": "Image editing by token regeneration: the image is encoded to 24x24 "
-                                     "tokens, the masked tokens (white) are sampled again under the prompt, "
-                                     "the rest is kept exactly. Here the mask is the bottom half; paint your "
-                                     "own with the mask editor of Load Image (use a square image) instead."},
-          size=[330, 190])
-    m = loader(w)
-    img = w.add("LoadImage", (0, 410), {"image": "example.png"}, size=[330, 330])
-    enc = w.add("JanusVQEncode", (380, 0), size=[300, 90])
-    keep = w.add("SolidMask", (380, 150), {"value": 0.0, "width": 384, "height": 384}, title="Keep (black)",
-                 size=[300, 110])
-    edit = w.add("SolidMask", (380, 300), {"value": 1.0, "width": 384, "height": 192},
-                 title="Regenerate (white)", size=[300, 110])
-    comp = w.add("MaskComposite", (380, 450), {"x": 0, "y": 192, "operation": "add"}, title="Bottom half",
+    m, note = model_group(w, "Image editing by token regeneration: the image is encoded to 24x24 tokens, the "
+                             "masked tokens (white) are sampled again under the prompt, the rest is kept exactly. "
+                             "Here the mask is the bottom half; paint your own with the mask editor of Load Image "
+                             "(use a square image) instead.", 230)
+    img = w.add("LoadImage", (COL[0], 570), {"image": "example.png"})
+    enc = w.add("JanusVQEncode", (COL[1], 0))
+    keep = w.add("SolidMask", (COL[1], 180), {"value": 0.0, "width": 384, "height": 384}, title="Keep (black)",
                  size=[300, 130])
-    r = w.add("JanusRegenerateMasked", (720, 0), {"prompt": "a calm lake reflecting the sky"}, size=[360, 480])
-    d = w.add("JanusVQDecode", (1120, 0), size=[260, 60])
-    s = w.add("SaveImage", (1420, 0), {"filename_prefix": "janus_edit"}, size=[400, 440])
+    edit = w.add("SolidMask", (COL[1], 360), {"value": 1.0, "width": 384, "height": 192},
+                 title="Regenerate (white)", size=[300, 130])
+    comp = w.add("MaskComposite", (COL[1], 540), {"x": 0, "y": 192, "operation": "add"}, title="Bottom half",
+                 size=[300, 160])
+    r = w.add("JanusRegenerateMasked", (COL[1] + 380, 0), {"prompt": "a calm lake reflecting the sky"})
+    d = w.add("JanusVQDecode", (COL[1] + 840, 0))
+    s = w.add("SaveImage", (COL[1] + 840, 150), {"filename_prefix": "janus_edit"})
     w.link(m, "janus_model", enc, "janus_model")
     w.link(img, "IMAGE", enc, "image")
     w.link(keep, "MASK", comp, "destination")
@@ -218,26 +229,26 @@ def editing():
     w.link(m, "janus_model", d, "janus_model")
     w.link(r, "tokens", d, "tokens")
     w.link(d, "image", s, "images")
-    w.group("1. Encode and mask", (360, -50, 340, 660))
-    w.group("2. Regenerate the masked tokens", (700, -50, 400, 560), "#3f8e5a")
-    w.group("3. Decode", (1100, -50, 740, 520), "#8e5a3f")
+    w.group("1. Load", [m, note, img])
+    w.group("2. Encode and mask", [enc, keep, edit, comp])
+    w.group("3. Regenerate the masked tokens", [r], "#3f8e5a")
+    w.group("4. Decode", [d, s], "#8e5a3f")
     w.save("image_editing")
 
 
 def upscale():
     w = Workflow()
-    w.add("Note", (0, 180), {"text": "Janus images are 384x384. This chains core ComfyUI nodes: a 2x Lanczos "
-                                     "rescale (no download needed). For a model upscaler, unmute the two "
-                                     "nodes of the lower group (Ctrl+M) and pick a model in "
-                                     "models/upscale_models."}, size=[330, 170])
-    m = loader(w)
-    g = w.add("JanusGenerate", (380, 0), size=[360, 420])
-    d = w.add("JanusVQDecode", (780, 0), size=[260, 60])
-    up = w.add("ImageScaleBy", (780, 120), {"upscale_method": "lanczos", "scale_by": 2.0}, size=[260, 90])
-    s = w.add("SaveImage", (1080, 0), {"filename_prefix": "janus_upscaled"}, size=[420, 440])
-    um = w.add("UpscaleModelLoader", (780, 520), {"model_name": "RealESRGAN_x2.pth"}, mode=2, size=[300, 60])
-    uw = w.add("ImageUpscaleWithModel", (1120, 520), mode=2, size=[260, 50])
-    us = w.add("SaveImage", (1420, 520), {"filename_prefix": "janus_model_upscaled"}, mode=2, size=[300, 300])
+    m, note = model_group(w, "Janus images are 384x384. This chains core ComfyUI nodes: a 2x Lanczos rescale (no "
+                             "download needed). For a model upscaler, unmute the three nodes of the lower group "
+                             "(Ctrl+M) and pick a model in models/upscale_models.", 200)
+    g = w.add("JanusGenerate", (COL[1], 0))
+    d = w.add("JanusVQDecode", (COL[2], 0))
+    up = w.add("ImageScaleBy", (COL[2], 150), {"upscale_method": "lanczos", "scale_by": 2.0}, size=[260, 110])
+    s = w.add("SaveImage", (COL[2] + 300, 0), {"filename_prefix": "janus_upscaled"})
+    um = w.add("UpscaleModelLoader", (COL[2], 600), {"model_name": "RealESRGAN_x2.pth"}, mode=2, size=[300, 80])
+    uw = w.add("ImageUpscaleWithModel", (COL[2], 730), mode=2, size=[300, 80])
+    us = w.add("SaveImage", (COL[2] + 340, 600), {"filename_prefix": "janus_model_upscaled"}, mode=2,
+               size=[380, 240])
     w.link(m, "janus_model", g, "janus_model")
     w.link(m, "janus_model", d, "janus_model")
     w.link(g, "tokens", d, "tokens")
@@ -246,30 +257,29 @@ def upscale():
     w.link(um, "UPSCALE_MODEL", uw, "upscale_model")
     w.link(d, "image", uw, "image")
     w.link(uw, "IMAGE", us, "images")
-    w.group("Janus", (-20, -50, 780, 500))
-    w.group("Core ComfyUI: rescale and save", (760, -50, 760, 520), "#3f8e5a")
-    w.group("Optional: model upscaler (muted)", (760, 470, 980, 380), "#8e5a3f")
+    w.group("Janus", [m, note, g])
+    w.group("Core ComfyUI: rescale and save", [d, up, s], "#3f8e5a")
+    w.group("Optional: model upscaler (muted)", [um, uw, us], "#8e5a3f")
     w.save("janus_then_upscale")
 
 
 def best_of_n():
     w = Workflow()
-    w.add("Note", (0, 180), {"text": "Best of N: generate 4 candidates, rank them by how likely Janus finds "
-                                     "them for the prompt (mean CFG log-probability), keep the best one."},
-          size=[330, 140])
-    m = loader(w)
-    g = w.add("JanusGenerate", (380, 0), {"batch_size": 4}, size=[360, 420])
-    sc = w.add("JanusScore", (780, 0), {"keep": 1}, size=[360, 420])
-    d = w.add("JanusVQDecode", (1180, 0), size=[260, 60])
-    s = w.add("SaveImage", (1480, 0), {"filename_prefix": "janus_best"}, size=[400, 440])
+    m, note = model_group(w, "Best of N: generate 4 candidates, rank them by how likely Janus finds them for the "
+                             "prompt (mean CFG log-probability), keep the best one.", 150)
+    g = w.add("JanusGenerate", (COL[1], 0), {"batch_size": 4})
+    sc = w.add("JanusScore", (COL[2], 0), {"keep": 1})
+    d = w.add("JanusVQDecode", (COL[3], 0))
+    s = w.add("SaveImage", (COL[3], 150), {"filename_prefix": "janus_best"})
     w.link(m, "janus_model", g, "janus_model")
     w.link(m, "janus_model", sc, "janus_model")
     w.link(g, "tokens", sc, "tokens")
     w.link(m, "janus_model", d, "janus_model")
     w.link(sc, "best_tokens", d, "tokens")
     w.link(d, "image", s, "images")
-    w.group("Generate N", (360, -50, 400, 500))
-    w.group("Rank and keep the best", (760, -50, 1140, 520), "#3f8e5a")
+    w.group("1. Load", [m, note])
+    w.group("2. Generate N", [g])
+    w.group("3. Rank and keep the best", [sc, d, s], "#3f8e5a")
     w.save("best_of_n")
 
 
