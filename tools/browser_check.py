@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -37,7 +38,7 @@ ANSWERS = ["JanusUnderstand", "JanusScore"]
 TINY = "Janus-Tiny"
 SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingNodesWarning": True,
             "Comfy.Workflow.ShowMissingModelsWarning": False, "Comfy.UseNewMenu": "Top",
-            "Comfy.Minimap.Visible": False}
+            "Comfy.Minimap.Visible": False, "Comfy.Workflow.WorkflowTabsPosition": "Sidebar"}
 
 # Page-side helpers (installed once per page): events seen, node lookup, what each node shows.
 PAGE_HELPERS = """() => {
@@ -262,19 +263,31 @@ def cancel_check(page: Page, timeout_s: float) -> dict:
     return res
 
 
+def write_thumbnail(shot: Path, out: Path):
+    """The canvas part of a screenshot (no menus), 480 px wide: the template browser's card image."""
+    from PIL import Image
+    with Image.open(shot) as im:
+        canvas = im.convert("RGB").crop((60, 40, im.width, im.height))
+        canvas.thumbnail((480, 480))
+        canvas.save(out, quality=80)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--comfy", default=str(SHARED / "comfyui" / "0.33.0"), help="ComfyUI tree (has main.py)")
     ap.add_argument("--python", default=sys.executable, help="python that runs ComfyUI (default: this one)")
     ap.add_argument("--harness", default=str(SHARED / "tools" / "comfy_harness.py"))
     ap.add_argument("--chromium", default=os.environ.get("CHROMIUM", "/usr/bin/chromium"))
-    ap.add_argument("--renderers", default="classic,vue", help="comma list of classic, vue")
+    ap.add_argument("--renderers", default="vue,classic", help="comma list of vue (Nodes 2.0), classic")
+    ap.add_argument("--report", default="", help="also write the JSON report here, after each workflow")
     ap.add_argument("--workflows", default="", help="comma list of workflow names (default: all)")
     ap.add_argument("--no-run", dest="run", action="store_false", help="only load the workflows")
     ap.add_argument("--no-cancel", dest="cancel", action="store_false", help="skip the Cancel check")
     ap.add_argument("--shots", default=str(ROOT / "docs"), help="screenshot folder ('' for none)")
+    ap.add_argument("--thumbnails", default="", help="also write <name>.jpg template thumbnails (Nodes 2.0 view) here")
     ap.add_argument("--timeout", type=float, default=900, help="seconds per workflow run")
     args = ap.parse_args(argv)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("terminated"))  # still stop the server (finally below)
 
     sys.path.insert(0, str(Path(args.harness).parent))
     from comfy_harness import ComfyServer
@@ -326,9 +339,14 @@ def main(argv=None) -> int:
                         shot.parent.mkdir(parents=True, exist_ok=True)
                         page.page.screenshot(path=str(shot))
                         res["screenshot"] = str(shot)
+                        if args.thumbnails and renderer == "vue":
+                            write_thumbnail(shot, Path(args.thumbnails) / f"{path.stem}.jpg")
                     res["failures"] = fails
                     report["results"][key] = res
                     report["failures"] += [f"{key}: {f}" for f in fails]
+                    log(f"{key}: {'ok' if not fails else fails} {res.get('run', {}).get('seconds', '')}")
+                    if args.report:
+                        Path(args.report).write_text(json.dumps(report, indent=1))
                 if args.run and args.cancel and any(p.stem == "text_to_image" for p in workflows):
                     log(f"cancel/{renderer}")
                     load_workflow(page, json.loads((ROOT / "workflows" / "text_to_image.json").read_text()), renderer)
