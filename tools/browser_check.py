@@ -205,6 +205,10 @@ def run_workflow(page: Page, name: str, timeout_s: float) -> dict:
                 saw_preview[node["id"]] = True
     queue(page)
     status, detail, seconds = wait_end(page, timeout_s, watch)
+    try:  # the queue panel catches up with the end of the run
+        page.page.wait_for_function("() => !/\\b[1-9][0-9]* active\\b/.test(document.body.innerText)", timeout=15_000)
+    except Exception:
+        pass
     page.page.wait_for_timeout(800)
     res.update(status=status, seconds=round(seconds, 1))
     if status != "execution_success":
@@ -229,9 +233,8 @@ def run_workflow(page: Page, name: str, timeout_s: float) -> dict:
             res["failures"].append(f"{node['type']} {node['id']}: answer shown twice ({copies})")
         if node["dom_text"] is not None:  # Nodes 2.0: what is on screen
             shown = node["dom_text"] + "\n" + "\n".join(node["dom_textareas"] or [])
-            first_line = text.splitlines()[0][:60]
-            if shown.count(first_line) != 1:
-                res["failures"].append(f"{node['type']} {node['id']}: answer text on screen {shown.count(first_line)} times")
+            if shown.count(text) != 1:
+                res["failures"].append(f"{node['type']} {node['id']}: answer text on screen {shown.count(text)} times")
         if not answer[0]["label"]:
             res["failures"].append(f"{node['type']} {node['id']}: answer widget has no label")
         res.setdefault("answers", {})[node["id"]] = text[:120]
@@ -263,13 +266,25 @@ def cancel_check(page: Page, timeout_s: float) -> dict:
     return res
 
 
-def write_thumbnail(shot: Path, out: Path):
-    """The canvas part of a screenshot (no menus), 480 px wide: the template browser's card image."""
+GRAPH_ON_SCREEN = """() => {
+  const app = window.comfyAPI.app.app;
+  const g = app.canvas.graph;
+  const boxes = [...g.nodes.map((n) => n.boundingRect), ...g.groups.map((gr) => gr._bounding ?? gr.boundingRect)];
+  const a = app.canvasPosToClientPos([Math.min(...boxes.map((b) => b[0])), Math.min(...boxes.map((b) => b[1]))]);
+  const b = app.canvasPosToClientPos([Math.max(...boxes.map((b) => b[0] + b[2])), Math.max(...boxes.map((b) => b[1] + b[3]))]);
+  return [a[0], a[1], b[0], b[1]];
+}"""
+
+
+def write_thumbnail(shot: Path, box, out: Path):
+    """The workflow's part of a screenshot, at most 480 px wide: the template browser's card image."""
     from PIL import Image
     with Image.open(shot) as im:
-        canvas = im.convert("RGB").crop((60, 40, im.width, im.height))
-        canvas.thumbnail((480, 480))
-        canvas.save(out, quality=80)
+        x0, y0, x1, y1 = box
+        graph = im.convert("RGB").crop((max(0, int(x0) - 8), max(0, int(y0) - 8),
+                                        min(im.width, int(x1) + 8), min(im.height, int(y1) + 8)))
+        graph.thumbnail((480, 480))
+        graph.save(out, quality=85)
 
 
 def main(argv=None) -> int:
@@ -340,7 +355,7 @@ def main(argv=None) -> int:
                         page.page.screenshot(path=str(shot))
                         res["screenshot"] = str(shot)
                         if args.thumbnails and renderer == "vue":
-                            write_thumbnail(shot, Path(args.thumbnails) / f"{path.stem}.jpg")
+                            write_thumbnail(shot, page.eval(GRAPH_ON_SCREEN), Path(args.thumbnails) / f"{path.stem}.jpg")
                     res["failures"] = fails
                     report["results"][key] = res
                     report["failures"] += [f"{key}: {f}" for f in fails]
