@@ -244,11 +244,17 @@ def run_workflow(page: Page, name: str, timeout_s: float) -> dict:
 def cancel_check(page: Page, timeout_s: float) -> dict:
     """Run, press Cancel once the preview shows, and check that the sampler node is left clean."""
     res = {"failures": []}
+    # a seed no earlier run used, so that nothing comes from ComfyUI's cache
+    page.eval("""([types]) => { for (const n of window.comfyAPI.app.app.canvas.graph.nodes) if (types.includes(n.type)) {
+        const w = n.widgets.find((w) => w.name === "seed"); w.value = 1 + Math.floor(Math.random() * 1e9); } }""", [SAMPLERS])
     queue(page)
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
         nodes = page.eval(NODE_STATE, [SAMPLERS])
         if any(n["store_previews"] and n["step"] for n in nodes):
+            break
+        if page.eval("() => window.janusCheck.events.some((e) => e.type !== 'execution_start')"):
+            res["failures"].append("the run ended before a preview showed")
             break
         page.page.wait_for_timeout(300)
     else:
@@ -362,7 +368,7 @@ def main(argv=None) -> int:
                     log(f"{key}: {'ok' if not fails else fails} {res.get('run', {}).get('seconds', '')}")
                     if args.report:
                         Path(args.report).write_text(json.dumps(report, indent=1))
-                if args.run and args.cancel and any(p.stem == "text_to_image" for p in workflows):
+                if args.run and args.cancel:
                     log(f"cancel/{renderer}")
                     load_workflow(page, json.loads((ROOT / "workflows" / "text_to_image.json").read_text()), renderer)
                     fit_view(page)
