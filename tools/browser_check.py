@@ -325,6 +325,10 @@ def main(argv=None) -> int:
         server = ComfyServer(args.comfy, [str(ROOT)], args.python, base=str(tmp / "base"), ui_settings=SETTINGS,
                              inputs=[str(image)], models_dir=str(models), log_path=str(tmp / "server.log"))
         server.prepare()
+        dataset = Path(server.base) / "input" / "dataset"  # what caption_folder captions
+        dataset.mkdir()
+        for k in range(2):
+            shutil.copy(image, dataset / f"example_{k}.png")
         server.start()
         log(f"ComfyUI up after {server.wait_ready(300):.0f}s on {server.url}")
         pack_url = f"/extensions/{server.link_names[0]}/"

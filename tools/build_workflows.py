@@ -160,21 +160,20 @@ def batch_captioning():
 
 def caption_folder():
     w = Workflow()
-    w.add("Note", (0, 180), {"text": "Caption a folder (a LoRA / fine-tune dataset): put the images in "
-                                     "ComfyUI/input/dataset (or type an absolute path), press Queue. Each "
-                                     "image gets name.txt next to it; prefix/suffix add trigger words.\n\n"
-                                     "Cancel stops after the current batch; Queue again resumes (existing "
-                                     "captions are skipped). Unreadable images are listed in the summary.\n\n"
-                                     "Many GPUs or machines: janus-runtime caption --shard i/n, or Ray "
-                                     "(README: Captioning a dataset)."}, size=[330, 260])
-    m = loader(w)
-    c = w.add("JanusCaptionFolder", (380, 0), {"folder": "dataset", "batch_size": 4,
-                                               "question": "Describe this image in one detailed sentence."},
+    m, note = model_group(w, "Caption a folder (a LoRA / fine-tune dataset): put the images in ComfyUI/input/dataset "
+                             "(or type an absolute path), press Run. Each image gets name.txt next to it; "
+                             "prefix/suffix add trigger words.\n\nCancel stops after the current batch; Run again "
+                             "resumes (existing captions are skipped). Unreadable images are listed in the summary."
+                             "\n\nMany GPUs or machines: janus-runtime caption --shard i/n, or Ray (README: "
+                             "Captioning a dataset).", 300)
+    c = w.add("JanusCaptionFolder", (COL[1], 0), {"folder": "dataset", "batch_size": 4,
+                                                  "question": "Describe this image in one detailed sentence."},
               size=[420, 640])
-    p = w.add("PreviewAny", (840, 0), size=[420, 300])
+    p = w.add("PreviewAny", (COL[1] + 500, 0), size=[420, 300])
     w.link(m, "janus_model", c, "janus_model")
     w.link(c, "summary", p, "source")
-    w.group("Caption every image of a folder into name.txt", (-20, -50, 1300, 700), "#3f8e5a")
+    w.group("1. Load", [m, note])
+    w.group("2. Caption every image of a folder into name.txt", [c, p], "#3f8e5a")
     w.save("caption_folder")
 
 
