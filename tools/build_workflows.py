@@ -20,10 +20,11 @@ if importlib.util.find_spec("comfy") is None:
     sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
 
 from nodes import NODE_CLASS_MAPPINGS  # noqa: E402
+from nodes.loader import DOWNLOAD_MARK  # noqa: E402
 from workflow_spec import node_spec  # noqa: E402  (tools/workflow_spec.py)
 
 CORE = json.loads((ROOT / "tests" / "data" / "core_object_info.json").read_text())["nodes"]
-MODEL = "deepseek-ai/Janus-Pro-1B"
+MODEL = "deepseek-ai/Janus-Pro-1B" + DOWNLOAD_MARK  # as the loader lists it: downloads on first use
 # Canvas units (ComfyUI's frontend): a node's title bar sits above its pos; a group's title row is its top strip.
 NODE_TITLE, GROUP_TITLE, MARGIN = 30, 40, 15
 # Room the frontend needs to show each node without growing it (Nodes 2.0 sizes a node to its content; the
