@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from janus_runtime.config import parse_config  # noqa: E402
 from janus_runtime.model import JanusModel, build_components, load_model  # noqa: E402
-from janus_runtime.sampling import generate_image_tokens  # noqa: E402
+from janus_runtime import generate_image_tokens  # noqa: E402
 from janus_runtime.tiny import TINY_OFFICIAL_CONFIG, make_tiny  # noqa: E402
 
 PROMPT = "A red circle and a yellow triangle on a blue gradient background."

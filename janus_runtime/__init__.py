@@ -9,8 +9,9 @@ from .config import JanusConfig, load_config, parse_config
 from .errors import JanusError, ModelFilesError, UnsupportedModelError
 from .model import JanusModel, load_model
 from .processing import open_image, to_uint8_official, to_unit_float
-from .sampling import (Answer, decode_tokens, encode_images, generate_image_tokens, score_image_tokens,
-                       understand, understand_batch)
+from .generation import generate_image_tokens, score_image_tokens
+from .image_tokens import decode_tokens, encode_images
+from .understanding import Answer, understand, understand_batch
 
 __version__ = "0.1.0"
 

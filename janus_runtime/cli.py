@@ -62,7 +62,7 @@ def _save_pngs(model, tokens, out: Path, stem: str = "image") -> list[str]:
     from PIL import Image
 
     from .processing import to_uint8_official
-    from .sampling import decode_tokens
+    from .image_tokens import decode_tokens
     out.mkdir(parents=True, exist_ok=True)
     pixels = to_uint8_official(decode_tokens(model, tokens)).cpu().numpy()
     paths = []
@@ -102,7 +102,7 @@ def cmd_make_tiny(args):
 
 def cmd_understand(args):
     from .processing import open_image
-    from .sampling import understand
+    from .understanding import understand
     images = [open_image(p) for p in args.image]
     model = _load(args, ("lm", "vision") if images else ("lm",))
     t0 = time.perf_counter()
@@ -125,7 +125,7 @@ def cmd_understand(args):
 
 
 def cmd_generate(args):
-    from .sampling import generate_image_tokens
+    from .generation import generate_image_tokens
     model = _load(args, ("lm", "vq"))
     progress = _Progress(not args.json and sys.stderr.isatty())
     t0 = time.perf_counter()
@@ -147,7 +147,7 @@ def cmd_generate(args):
 
 
 def cmd_score(args):
-    from .sampling import score_image_tokens
+    from .generation import score_image_tokens
     tokens = _read_tokens(args.tokens)
     model = _load(args, ("lm",))
     t0 = time.perf_counter()
@@ -164,7 +164,7 @@ def cmd_score(args):
 
 def cmd_encode(args):
     from .processing import open_image
-    from .sampling import encode_images
+    from .image_tokens import encode_images
     images = [open_image(p) for p in args.image]
     model = _load(args, ("vq",))
     tokens = encode_images(model, images)
