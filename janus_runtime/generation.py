@@ -24,7 +24,7 @@ from .errors import JanusError
 from .image_tokens import check_mask, check_tokens
 from .lm_session import LMSession, open_session
 from .model import JanusModel
-from .sampling import Guidance, make_generators, sample_rows, skip_draws
+from .sampling import Guidance, draw_margin, make_generators, sample_rows, sampling_cdf, skip_draws
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
@@ -226,3 +226,27 @@ def score_image_tokens(model: JanusModel, prompt, tokens: torch.Tensor, *, negat
     if steps:
         return out, {k: torch.stack(v) for k, v in picked.items()}
     return out
+
+
+def draw_margins(model: JanusModel, prompt: str, grid: torch.Tensor, *, seed: int = 0, index: int = 0,
+                 negative_prompt: str = "", cfg: float = 5.0, temperature: float = 1.0, top_k: int = 0,
+                 top_p: float = 1.0, cfg_until: float = 1.0) -> torch.Tensor:
+    """How close each step of image ``index`` of a run with ``seed`` came to drawing another token: [N]
+    distances of the draw from its CDF bin's nearest edge (temperature 0: the top-2 CFG logit gap),
+    from teacher-forced logits of ``grid`` [g, g].
+
+    Runs whose logits differ only by float noise (another batch size, another CPU) produce ``grid`` up to
+    the first step whose margin is within that noise (about 1e-6 here); tests and tools/batch_invariance.py
+    use it to tell a rounding flip from a bug.
+    """
+    grid = check_tokens(model, grid.reshape(1, -1))
+    n = grid.shape[1] * grid.shape[2]
+    _, logits = score_image_tokens(model, prompt, grid, negative_prompt=negative_prompt, cfg=cfg,
+                                   cfg_until=cfg_until, return_logits_at=range(n))
+    guided = logits["cfg"][0]                                                     # [N, V]
+    if temperature == 0:
+        top2 = guided.topk(2, dim=-1).values
+        return top2[:, 0] - top2[:, 1]
+    g = make_generators(seed, index + 1, guided.device)[index]  # the draws image ``index`` made, step by step
+    u = torch.cat([torch.rand(1, generator=g, device=guided.device) for _ in range(n)])[:, None]
+    return draw_margin(sampling_cdf(guided, temperature, top_k, top_p), u)

@@ -109,6 +109,17 @@ def inverse_cdf(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return torch.searchsorted(cdf, u * cdf[:, -1:], right=True)[:, 0].clamp_(max=cdf.shape[-1] - 1)
 
 
+def draw_margin(cdf: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """How far each row's draw [R] was from choosing another token: the distance of u * total to the
+    nearest edge of the bin it fell in, in probability units. Two runs whose CDFs differ by float noise
+    (another batch size, prefill vs step-by-step) draw the same token wherever this exceeds that noise."""
+    x = u * cdf[:, -1:]
+    tok = inverse_cdf(cdf, u)[:, None]
+    upper = cdf.gather(-1, tok)
+    lower = torch.where(tok > 0, cdf.gather(-1, (tok - 1).clamp(min=0)), torch.zeros_like(upper))
+    return torch.minimum(x - lower, upper - x)[:, 0]
+
+
 def sample_rows(logits: torch.Tensor, gens: list[torch.Generator], temperature: float, top_k: int,
                 top_p: float) -> torch.Tensor:
     """One token per row of ``logits`` [R, V]; row r draws only from ``gens[r]``. Temperature 0 = argmax
