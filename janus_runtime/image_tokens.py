@@ -55,6 +55,8 @@ def decode_tokens(model: JanusModel, tokens: torch.Tensor, batch_size: int = 4, 
 @torch.inference_mode()
 def encode_images(model: JanusModel, images: list, batch_size: int = 4) -> torch.Tensor:
     """PIL images -> token grids [B, g, g] with the official resize-and-pad to the model's image size."""
+    if not len(images):
+        raise JanusError("images: none given; pass at least one image to encode")
     vq = model.require("vq")
     device = model.device_for("vq")
     outs = []

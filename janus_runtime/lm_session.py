@@ -47,7 +47,7 @@ class LMSession:
     def prefill(self, embeds: torch.Tensor) -> torch.Tensor:
         """Run ``embeds`` [R, T, D] (the prompt, plus any teacher-forced tokens after it) at slots 0..T-1;
         returns hidden states [R, T, D]."""
-        self.rewind(0)
+        self.seek(0)
         return self.extend(embeds)
 
     def extend(self, embeds: torch.Tensor) -> torch.Tensor:
@@ -62,12 +62,12 @@ class LMSession:
         end = self.length + t
         mask = self.llama.attention_mask(slots, end) if t > 1 or self.padded else None
         hidden = self.llama(embeds, slots, positions, mask, kv_len=end)
-        self.rewind(end)
+        self.seek(end)
         return hidden
 
-    def rewind(self, length: int):
-        """Make ``length`` the next slot. Positions from there on are forgotten (the next extend overwrites
-        them): how a speculative window drops its rejected drafts. In place, for captured graphs."""
+    def seek(self, length: int):
+        """Make ``length`` the next slot. Moving back forgets the positions from there on (the next extend
+        overwrites them): how a speculative window drops its rejected drafts. In place, for captured graphs."""
         self.length = length
         self.slot.fill_(length)
         torch.clamp(self.slot - self.pads, min=0, out=self.next_pos)
@@ -85,7 +85,7 @@ class LMSession:
             self.compile_failed = True
             return self.extend(embeds)
         self.compiled_ran = True
-        self.rewind(self.length + 1)
+        self.seek(self.length + 1)
         return hidden
 
 

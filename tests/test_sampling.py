@@ -179,6 +179,12 @@ def test_bad_understanding_arguments(small, kwargs, match):
         understand(small, [], "What is this?", **kwargs)
 
 
+def test_encoding_no_images_is_refused(small):
+    from janus_runtime import encode_images
+    with pytest.raises(JanusError, match="images: none given"):
+        encode_images(small, [])
+
+
 def test_bad_prompt_tokens_and_mask(small, base):
     with pytest.raises(JanusError, match="prompt is empty"):
         generate_image_tokens(small, "  ")
@@ -406,7 +412,7 @@ def test_concurrent_callers_of_different_batch_sizes_get_their_own_results(small
 
 
 @torch.inference_mode()
-def test_session_positions_and_rewind(small):
+def test_session_positions_and_seeking_back(small):
     """Left-padded rows count positions from their first token; a rewound window is overwritten cleanly
     (what a speculative mode does with rejected drafts)."""
     lm = small.lm
@@ -417,7 +423,7 @@ def test_session_positions_and_rewind(small):
         assert s.positions(torch.arange(8)).tolist() == [list(range(8)), [0, 0, 0, 1, 2, 3, 4, 5]]
         s.prefill(lm.embed_text(ids))
         s.extend(lm.embed_text(drafts))
-        s.rewind(6)
+        s.seek(6)
         assert s.next_pos.tolist() == [[6], [4]]
         rewound = s.extend(lm.embed_text(final))
     with open_session(small, valid, 6) as s:
