@@ -22,7 +22,7 @@ import torch
 from .checks import check_generation_args, nonfinite_logits_error
 from .errors import JanusError
 from .image_tokens import check_mask, check_tokens
-from .lm_session import LMSession, open_session
+from .lm_session import LMSession, left_pad, open_session
 from .model import JanusModel
 from .sampling import Guidance, draw_margin, make_generators, sample_rows, sampling_cdf, skip_draws
 
@@ -33,17 +33,6 @@ StepCallback = Callable[[int, int, torch.Tensor], None]
 class CFGBatch:
     ids: torch.Tensor    # [2B, L] prompt ids, left-padded
     valid: torch.Tensor  # [2B, L] False on pad slots
-
-
-def left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-pad id lists to one length: ids [R, L] and valid [R, L] (False on pads)."""
-    length = max(len(r) for r in rows)
-    ids = torch.full((len(rows), length), pad, dtype=torch.long)
-    valid = torch.zeros((len(rows), length), dtype=torch.bool)
-    for i, r in enumerate(rows):
-        ids[i, length - len(r):] = torch.tensor(r, dtype=torch.long)
-        valid[i, length - len(r):] = True
-    return ids, valid
 
 
 def cfg_batch(model: JanusModel, prompts: list[str], negative_prompt: str = "") -> CFGBatch:

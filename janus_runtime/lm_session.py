@@ -23,6 +23,17 @@ from .errors import JanusError
 log = logging.getLogger(__name__)
 
 
+def left_pad(rows: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left-pad id lists to one length: ids [R, L] and valid [R, L] (False on pads)."""
+    length = max(len(r) for r in rows)
+    ids = torch.full((len(rows), length), pad, dtype=torch.long)
+    valid = torch.zeros((len(rows), length), dtype=torch.bool)
+    for i, r in enumerate(rows):
+        ids[i, length - len(r):] = torch.tensor(r, dtype=torch.long)
+        valid[i, length - len(r):] = True
+    return ids, valid
+
+
 class LMSession:
     """One call's use of the LM's static cache. Slots [0, length) hold keys; ``step`` appends one position."""
 

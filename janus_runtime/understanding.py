@@ -16,8 +16,7 @@ import torch
 
 from .checks import check_understanding_args, nonfinite_logits_error
 from .errors import JanusError
-from .generation import left_pad
-from .lm_session import LMSession, open_session
+from .lm_session import LMSession, left_pad, open_session
 from .model import JanusModel
 from .processing import IMAGE_TAG, pixels_from_pil
 from .sampling import apply_repetition_penalty, make_generators, sample_rows

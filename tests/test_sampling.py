@@ -456,7 +456,7 @@ def images():
 
 def answer_logits(model, item, token_ids):
     """Teacher-forced next-token logits [S, vocab] at each step of an answer to ``item``."""
-    from janus_runtime.generation import left_pad
+    from janus_runtime.lm_session import left_pad
     from janus_runtime.understanding import embed_prompt, understanding_rows
     rows, imgs = understanding_rows(model, [item], None, None)
     ids, valid = left_pad([rows[0] + token_ids[:-1]], model.text.ids.pad)
