@@ -37,7 +37,7 @@ from bench_generate import PROMPT, environment, random_model  # noqa: E402
 from janus_runtime.codebook import _TABLES, colour_table, decoder_preview_image, preview_image  # noqa: E402
 from janus_runtime.config import parse_config  # noqa: E402
 from janus_runtime.model import load_model  # noqa: E402
-from janus_runtime.sampling import generate_image_tokens  # noqa: E402
+from janus_runtime import generate_image_tokens  # noqa: E402
 from janus_runtime.tiny import TINY_OFFICIAL_CONFIG, make_tiny  # noqa: E402
 from janus_runtime.vq import VQModel  # noqa: E402
 

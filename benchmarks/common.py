@@ -19,7 +19,7 @@ from torch import nn
 from janus_runtime.config import parse_config
 from janus_runtime.model import JanusModel, build_components
 from janus_runtime.processing import TextProcessor
-from janus_runtime.sampling import generate_image_tokens
+from janus_runtime import generate_image_tokens
 from janus_runtime.tiny import TINY_OFFICIAL_CONFIG, hf_config, write_tokenizer
 from janus_runtime.weights import official_to_hf_state_dict
 

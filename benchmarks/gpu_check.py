@@ -55,7 +55,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 import common  # noqa: E402
 from common import (PROMPT, Cancelled, copy_bandwidth, models_on_shared_weights, official_config,  # noqa: E402
                     random_components, run_hf_janus, run_official, run_ours, spread, sync)
-from janus_runtime.sampling import decode_tokens, generate_image_tokens, image_seed, score_image_tokens  # noqa: E402
+from janus_runtime import decode_tokens, generate_image_tokens, score_image_tokens  # noqa: E402
+from janus_runtime.sampling import image_seed  # noqa: E402
 
 log = logging.getLogger("gpu_check")
 QUESTION = "Describe the shapes and colors in this image."
@@ -273,7 +274,7 @@ def cached_decode_logits(model, embeds, forced_ids):
 def parity_outputs(model, ref: Path, exp: dict) -> dict:
     """Everything the reference holds, computed by ``model`` (on its device)."""
     from janus_runtime.processing import open_image, to_uint8_official
-    from janus_runtime.sampling import understand
+    from janus_runtime import understand
     und, gen, vq, meta = exp["und"], exp["gen"], exp["vq"], exp["meta"]
     device = model.device_for("lm")
     out = {}
@@ -549,7 +550,7 @@ def same_model_check(models: dict, device) -> dict:
 
 def understanding_speed(p: Phase, model, device) -> dict:
     """Vision + prefill + first token, then tokens/s of greedy decoding (batch 1; random weights)."""
-    from janus_runtime.sampling import understand
+    from janus_runtime import understand
     image = test_image(model.config.image_size)
     understand(model, [image], QUESTION, max_new_tokens=2)  # warm-up
     t1, per_token, steps = [], [], 32

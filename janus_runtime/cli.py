@@ -246,7 +246,7 @@ def cmd_make_tiny(args):
 
 def cmd_understand(args):
     from .processing import open_image
-    from .sampling import understand
+    from .understanding import understand
     images = [open_image(p) for p in args.image]
     model = _load(args, ("lm", "vision") if images else ("lm",))
     t0 = time.perf_counter()
@@ -270,7 +270,8 @@ def cmd_understand(args):
 
 def cmd_generate(args):
     from .processing import to_uint8_official
-    from .sampling import decode_tokens, generate_image_tokens
+    from .generation import generate_image_tokens
+    from .image_tokens import decode_tokens
     info = {"command": "generate", "prompt": args.prompt, "negative": args.negative, "n": args.n,
             "seed": args.seed, "cfg": args.cfg, "cfg_until": args.cfg_until, "temperature": args.temperature,
             "top_k": args.top_k, "top_p": args.top_p, "model": str(args.model), "tokens": "tokens.safetensors"}
@@ -307,7 +308,7 @@ def cmd_generate(args):
 
 
 def cmd_score(args):
-    from .sampling import score_image_tokens
+    from .generation import score_image_tokens
     tokens = _read_tokens(args.tokens)
     model = _load(args, ("lm",))
     t0 = time.perf_counter()
@@ -324,7 +325,7 @@ def cmd_score(args):
 
 def cmd_encode(args):
     from .processing import open_image
-    from .sampling import encode_images
+    from .image_tokens import encode_images
     out = check_out_file(args.out, args.overwrite)
     images = [open_image(p) for p in args.image]
     model = _load(args, ("vq",))
@@ -335,7 +336,7 @@ def cmd_encode(args):
 
 def cmd_decode(args):
     from .processing import to_uint8_official
-    from .sampling import check_tokens, decode_tokens
+    from .image_tokens import check_tokens, decode_tokens
     tokens = _read_tokens(args.tokens)
     info = {"command": "decode", "tokens": str(Path(args.tokens).resolve()), "model": str(args.model)}
     run = args.run = RunFolder(args.out, args.overwrite, info, keep=[args.tokens])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -14,6 +14,7 @@ from .config import JanusConfig, load_config
 from .errors import JanusError, ModelFilesError
 from .hub import resolve_model_path
 from .lm import JanusLM
+from .lm_session import LMSessions
 from .processing import TextProcessor
 from .vit import VisionEncoder
 from .vq import VQModel
@@ -104,6 +105,8 @@ class JanusModel:
     # Where to compute. None: wherever each component's weights are. A memory manager that keeps some
     # weights offloaded (ComfyUI lowvram, dynamic VRAM) sets its compute device with set_compute_device.
     compute_device: torch.device | None = None
+    # Serialises sampler calls on this model (they share the LM's KV cache) and keeps its compiled step.
+    sessions: LMSessions = field(default_factory=LMSessions, repr=False, compare=False)
 
     def set_compute_device(self, device) -> torch.device:
         """Compute on ``device`` from now on, wherever the weights are (the layers' ops cast them per call)."""

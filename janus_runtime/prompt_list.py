@@ -90,7 +90,8 @@ def render_batch(model, batch: list[PromptTask], options: PromptOptions, callbac
     from safetensors.torch import save
 
     from .processing import to_uint8_official
-    from .sampling import decode_tokens, generate_image_tokens
+    from .generation import generate_image_tokens
+    from .image_tokens import decode_tokens
     tokens = generate_image_tokens(model, [t.prompt for t in batch], negative_prompt=options.negative_prompt,
                                    cfg=options.cfg, temperature=options.temperature, top_k=options.top_k,
                                    top_p=options.top_p, cfg_until=options.cfg_until,

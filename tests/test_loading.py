@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from janus_runtime import JanusError, load_model
-from janus_runtime.sampling import generate_image_tokens
+from janus_runtime import generate_image_tokens
 
 
 def test_component_subsets(tiny_dir):

@@ -13,7 +13,9 @@ import torch
 from conftest import REFERENCE, load_expected, needs_reference
 from janus_runtime import load_model
 from janus_runtime.processing import open_image, pixels_from_pil, to_uint8_official
-from janus_runtime.sampling import decode_tokens, score_image_tokens, understand
+from janus_runtime import decode_tokens, score_image_tokens, understand
+from janus_runtime.generation import cfg_batch
+from janus_runtime.lm_session import open_session
 from janus_runtime.tiny import save_weights
 from janus_runtime.weights import CheckpointReader, official_to_hf_state_dict
 
@@ -99,16 +101,9 @@ def test_prompt_ids_and_inputs_embeds(model, und):
 
 
 def test_last_logits(model, und):
-    from janus_runtime.sampling import _Session
     embeds = und["inputs_embeds"]
-    t = embeds.shape[1]
-    session = _Session(model, torch.ones(1, t, dtype=torch.bool), torch.arange(t)[None], t)
-    try:
-        with torch.inference_mode():
-            hidden = session.prefill(embeds, torch.arange(t)[None])
-            logits = model.lm.language_model.logits(hidden[:, -1])
-    finally:
-        session.close()
+    with torch.inference_mode(), open_session(model, torch.ones(1, embeds.shape[1], dtype=torch.bool), 0) as s:
+        logits = model.lm.language_model.logits(s.prefill(embeds)[:, -1])
     close(logits, und["last_logits"])
 
 
@@ -154,7 +149,6 @@ def test_teacher_forced_cfg_logits_and_logprobs(model):
         close(logits[name], gen[f"{name}_logits"])
     close(logprobs, gen["step_logprob"])
     # the official unconditional row is [BOS, PAD..., BOI], built from the tokenizer's ids
-    from janus_runtime.sampling import cfg_batch
     batch = cfg_batch(model, [GEN_PROMPT])
     assert batch.ids.tolist() == gen["cfg_tokens"].tolist()
 

@@ -13,7 +13,7 @@ import torch
 
 from conftest import REFERENCE, load_expected, needs_reference
 from janus_runtime.processing import open_image
-from janus_runtime.sampling import generate_image_tokens, score_image_tokens, understand_batch
+from janus_runtime import generate_image_tokens, score_image_tokens, understand_batch
 from test_parity import GEN_PROMPT, QUESTION, close
 
 pytestmark = needs_reference
@@ -23,16 +23,9 @@ pytestmark = needs_reference
 def decode_session(model, valid, new_tokens):
     """The samplers' own KV-cache session for prompt rows ``valid`` [R, L]: ``prefill(embeds)`` once, then
     ``step(embeds)`` appends one position. (The one place these tests touch the session API.)"""
-    from janus_runtime.sampling import _Session
-    positions = (valid.long().cumsum(-1) - 1).clamp(min=0)
-    session = _Session(model, valid, positions, valid.shape[1] + new_tokens)
-    session.step = session.extend
-    prefill = session.prefill
-    session.prefill = lambda embeds: prefill(embeds, positions)
-    try:
+    from janus_runtime.lm_session import open_session
+    with open_session(model, valid, new_tokens) as session:
         yield session
-    finally:
-        session.close()
 
 
 class Capture:

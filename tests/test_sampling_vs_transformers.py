@@ -11,7 +11,8 @@ import torch
 from transformers.generation.logits_process import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor,
                                                     TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper)
 
-from janus_runtime.sampling import filter_logits, make_generators, sample_rows, understand_batch
+from janus_runtime import understand_batch
+from janus_runtime.sampling import filter_logits, make_generators, sample_rows
 
 
 def hf_warp(logits, temperature, top_k, top_p):

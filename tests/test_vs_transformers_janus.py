@@ -18,7 +18,7 @@ import torch
 from conftest import REFERENCE, load_expected, needs_reference
 from janus_runtime import load_model
 from janus_runtime.processing import IMAGE_TAG, pixels_from_pil
-from janus_runtime.sampling import understand
+from janus_runtime import understand
 from janus_runtime.tiny import hf_config, write_tokenizer
 from janus_runtime.weights import CheckpointReader, official_to_hf_state_dict
 
