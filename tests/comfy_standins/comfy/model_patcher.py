@@ -1,4 +1,4 @@
-"""Stand-in for comfy.model_patcher.ModelPatcher: holds a module and its load/offload devices."""
+"""Stand-in for comfy.model_patcher: a patcher holds a module and moves it between its load and offload devices."""
 
 
 class ModelPatcher:
@@ -10,3 +10,17 @@ class ModelPatcher:
         if not self.size:
             self.size = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
         return self.size
+
+    def is_dynamic(self):
+        return False
+
+    def load(self, device_to=None, lowvram_model_memory=0, force_patch_weights=False, full_load=False):
+        self.model.to(device_to or self.load_device)
+
+    def detach(self, unpatch_all=True):
+        self.model.to(self.offload_device)
+
+
+# ComfyUI 0.33 with dynamic VRAM sets CoreModelPatcher = ModelPatcherDynamic, which gives a plain ModelPatcher
+# for a CPU load device; its GPU streaming is not imitated here
+CoreModelPatcher = ModelPatcher
