@@ -4,15 +4,6 @@
 class ModelPatcher:
     def __init__(self, model, load_device, offload_device, size=0, weight_inplace_update=False):
         self.model, self.load_device, self.offload_device = model, load_device, offload_device
-        self.size = size
-
-    def model_size(self):
-        if not self.size:
-            self.size = sum(t.numel() * t.element_size() for t in self.model.state_dict().values())
-        return self.size
-
-    def is_dynamic(self):
-        return False
 
     def load(self, device_to=None, lowvram_model_memory=0, force_patch_weights=False, full_load=False):
         self.model.to(device_to or self.load_device)
