@@ -78,6 +78,7 @@ class Host:
         recorder.client_id, recorder.sockets_metadata = None, {}
         recorder.send_sync = self._send_sync
         recorder.send_bytes = self._send_bytes
+        recorder.texts = self.texts  # older tests read PromptServer.instance.texts
         server.PromptServer.instance = recorder
 
         def progress_hook(value, total, preview, prompt_id=None, node_id=None):
