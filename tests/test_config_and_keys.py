@@ -6,7 +6,7 @@ import json
 import pytest
 import torch
 
-from conftest import SHARED
+from conftest import REFERENCE, SPEC_KEYS
 from janus_runtime.config import parse_config
 from janus_runtime.errors import UnsupportedModelError
 from janus_runtime.model import build_components
@@ -42,7 +42,7 @@ def test_real_size_shapes_match_the_official_key_list(size):
     cfg = parse_config(official_config(size))
     modules = build_components(cfg, ("lm", "vision", "vq"), torch.bfloat16, torch.nn)
     expected = {k: list(shape) for k, (_, _, shape) in expected_tensors(modules).items()}
-    official = json.loads((SHARED / "spec-keys" / f"official_keys_{size}.json").read_text())
+    official = json.loads((SPEC_KEYS / f"official_keys_{size}.json").read_text())
     used = {k: v for k, v in official.items() if not UNUSED.search(k)}
     assert expected == used
     assert len(official) - len(used) == 14  # 13 attn_pool tensors + codebook_used
@@ -62,8 +62,8 @@ def test_hf_layout_config_and_keys_agree_with_official(size):
     assert (a.layout, b.layout) == ("official", "hf")
     b.layout = "official"
     assert a == b
-    hf_keys = json.loads((SHARED / "spec-keys" / f"hf_keys_{size}.json").read_text())
-    official_keys = json.loads((SHARED / "spec-keys" / f"official_keys_{size}.json").read_text())
+    hf_keys = json.loads((SPEC_KEYS / f"hf_keys_{size}.json").read_text())
+    official_keys = json.loads((SPEC_KEYS / f"official_keys_{size}.json").read_text())
     recipes, unknown = official_recipes(list(hf_keys), "hf")
     assert not unknown
     assert set(recipes) == {k for k in official_keys if not UNUSED.search(k)}
@@ -72,7 +72,7 @@ def test_hf_layout_config_and_keys_agree_with_official(size):
 
 
 def test_explicit_params_override_presets():
-    cfg = parse_config(json.loads((SHARED / "reference" / "checkpoint" / "config.json").read_text()))
+    cfg = parse_config(json.loads((REFERENCE / "checkpoint" / "config.json").read_text()))
     assert (cfg.vision.width, cfg.vision.layers, cfg.vision.heads) == (64, 2, 4)
     assert (cfg.vq.ch, cfg.vq.z_channels, cfg.vq.codebook_size) == (32, 64, 16384)
     assert cfg.num_image_tokens == 576 and cfg.token_grid == 24

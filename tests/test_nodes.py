@@ -1,23 +1,25 @@
 """The ComfyUI nodes, run through their declared inputs on tiny checkpoints.
 
-Inside a real ComfyUI the real host modules are used; otherwise the small stand-ins in comfy_standins/
-provide the host entry points (folder registry, memory manager, progress bar, manual_cast ops, server).
+The host is set up by tests/comfy_host.py: real ComfyUI modules when tests/test_in_comfyui.py runs this file
+inside a ComfyUI tree (0.33.0 with dynamic VRAM or the classic patcher, 0.3.64), else the stand-ins in
+comfy_standins/. ``host`` records what the nodes sent to ComfyUI (loads, progress, previews, text) through
+spies that call the real functions. Other node test files reuse ``pack``, ``handle``, ``generated``, ``call``
+and ``result`` from here (``from test_nodes import ...``), and the pack's modules via ``pack_module``.
 """
 
-import importlib.util
 import shutil
-import sys
 
 import pytest
 import torch
 
-from conftest import ROOT
+import comfy_host
+from comfy_host import pack_module
 
-if importlib.util.find_spec("comfy") is None:
-    sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
+host = comfy_host.setup()
 
 import comfy.model_management as mm  # noqa: E402
-import comfy.utils  # noqa: E402
+import comfy.model_patcher  # noqa: E402
+import comfy.ops  # noqa: E402
 import folder_paths  # noqa: E402
 
 from janus_runtime import JanusError  # noqa: E402
@@ -32,13 +34,12 @@ def pack(tmp_path_factory):
     models = tmp_path_factory.mktemp("comfy") / "models"
     make_tiny(models / "janus" / "Janus-Tiny", seed=0)
     make_tiny(models / "janus" / "Janus-Tiny-B", layout="hf", seed=1)
+    pack = comfy_host.load_pack()  # registers models/janus under ComfyUI's models folder, as at start-up
+    # then only this test's models folder
     folder_paths.models_dir = str(models)
-    # pytest imports the pack's own __init__.py (it registers models/janus under the working directory);
-    # start from a registry holding only this test's folder
     folder_paths.folder_names_and_paths.pop("janus", None)
-    from nodes import NODE_CLASS_MAPPINGS, register_folder
-    register_folder()
-    return NODE_CLASS_MAPPINGS
+    pack_module("nodes").register_folder()
+    return pack.NODE_CLASS_MAPPINGS
 
 
 def call(cls, **given):
@@ -68,9 +69,8 @@ def call(cls, **given):
 
 
 def check_type(value, kind):
-    from nodes.memory import JanusHandle
-    from nodes.tokens import JanusTokens
-    expected = {"JANUS_MODEL": JanusHandle, "JANUS_TOKENS": JanusTokens, "IMAGE": torch.Tensor, "STRING": str,
+    expected = {"JANUS_MODEL": pack_module("nodes.memory").JanusHandle,
+                "JANUS_TOKENS": pack_module("nodes.tokens").JanusTokens, "IMAGE": torch.Tensor, "STRING": str,
                 "LATENT": dict}[kind]
     assert isinstance(value, expected), (kind, type(value))
 
@@ -145,53 +145,83 @@ def test_loader_reports_missing_files(pack):
         call(pack["JanusModelLoader"], model="Janus-Nowhere")
 
 
+def test_the_host_is_the_one_asked_for():
+    """Dynamic VRAM (real 0.33 mode a, and the stand-ins): comfy.ops Linear layers start without weights."""
+    layer = comfy.ops.manual_cast.Linear(4, 4)
+    if host.mode == "dynamic":
+        assert layer.weight is None
+        if host.real:
+            assert comfy.model_patcher.CoreModelPatcher is comfy.model_patcher.ModelPatcherDynamic
+    else:
+        assert layer.weight is not None
+    if host.real:
+        assert mm.__file__.startswith(str(host.tree))
+
+
 def test_loader_hands_components_to_the_memory_manager(handle):
     assert set(handle.patchers) == {"lm", "vision", "vq"}
     for name, patcher in handle.patchers.items():
         assert patcher.model is getattr(handle.model, name)
         assert patcher.load_device == mm.get_torch_device() and patcher.offload_device == mm.unet_offload_device()
+        empty = [n for n, t in patcher.model.state_dict().items() if t is None or t.is_meta]
+        assert not empty, f"{name}: weights not loaded: {empty[:5]}"
     linear = handle.model.lm.language_model.model.layers[0].mlp.down_proj
     assert getattr(linear, "comfy_cast_weights", False)  # built from comfy.ops, so ComfyUI can stream it
 
 
+def generate(pack, handle, **kw):
+    return result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", preview_every=0, **kw))[0]
+
+
 def test_generate_decode_gives_images(pack, handle, generated):
-    mm.load_calls.clear()
+    host.clear()
     image = result(call(pack["JanusVQDecode"], janus_model=handle, tokens=generated))[0]
     assert image.shape == (2, 384, 384, 3) and image.dtype == torch.float32
     assert 0 <= float(image.min()) and float(image.max()) <= 1 and float(image.std()) > 0
-    (patchers, required), = mm.load_calls
+    (patchers, required), = host.load_calls
     assert patchers == [handle.patchers["vq"]] and required > 0
     assert generated.tokens.shape == (2, 24, 24) and generated.codebook_id == handle.codebook_id
 
 
 def test_generate_reports_progress_with_previews_and_loads_first(pack, handle):
-    comfy.utils.updates.clear()
-    mm.load_calls.clear()
+    host.clear()
     call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=1, preview_every=96, node_id="7")
-    assert [u[1] for u in comfy.utils.updates] == list(range(1, 577))
-    assert {u[0] for u in comfy.utils.updates} == {"7"}
-    assert [u[1] for u in comfy.utils.updates if u[3]] == [96, 192, 288, 384, 480, 576]
-    patchers, required = mm.load_calls[-1]  # (a first call may load the VQ once, for the preview colours)
+    assert [u[1] for u in host.updates] == list(range(1, 577))
+    assert {u[0] for u in host.updates} == {"7"}
+    assert [u[1] for u in host.updates if u[3]] == [96, 192, 288, 384, 480, 576]
+    # every preview went through the server's send_image and came out as an image
+    assert len(host.previews) == 6 and {p[0] for p in host.previews} == {"7"}
+    patchers, required = host.load_calls[-1]  # (a first call may load the VQ once, for the preview colours)
     assert handle.patchers["lm"] in patchers and required > 0
 
 
-def test_cancel_mid_generation_leaves_the_model_usable(pack, handle):
-    fresh = result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=9, preview_every=0))[0]
-    original = comfy.utils.ProgressBar.update_absolute
-
-    def cancel_at_step_50(self, value, total=None, preview=None):
-        if value == 50:
-            mm.interrupt_current_processing()
-        original(self, value, total, preview)
-    comfy.utils.ProgressBar.update_absolute = cancel_at_step_50
-    try:
-        with pytest.raises(mm.InterruptProcessingException):
-            call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=9, preview_every=0)
-    finally:
-        comfy.utils.ProgressBar.update_absolute = original
+def test_cancel_mid_generation_then_an_identical_rerun(pack, handle):
+    fresh = generate(pack, handle, seed=9)
+    host.clear()
+    host.interrupt_at = 50  # the Cancel button, pressed when the progress bar shows step 50
+    with pytest.raises(mm.InterruptProcessingException):
+        generate(pack, handle, seed=9)
+    assert max(u[1] for u in host.updates) <= 51  # stopped at the next step
+    assert not mm.processing_interrupted()  # ComfyUI clears the flag when it raises
     assert handle.model.lm.language_model.key_valid is None  # KV cache released
-    again = result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=9, preview_every=0))[0]
+    again = generate(pack, handle, seed=9)
     assert torch.equal(again.tokens, fresh.tokens)
+
+
+def test_unload_and_reload_between_runs(pack, handle):
+    first = generate(pack, handle, seed=11, batch_size=2)
+    latent = result(call(pack["JanusTokensToLatent"], janus_model=handle, tokens=first))[0]
+    image = result(call(pack["JanusVQDecode"], janus_model=handle, tokens=first))[0]
+    mm.unload_all_models()  # the "Unload models" button
+    assert not set(handle.patchers.values()) & set(mm.loaded_models())
+    # the codebook is read while the VQ decoder is offloaded
+    back = result(call(pack["JanusLatentToTokens"], janus_model=handle, latent=latent))[0]
+    assert torch.equal(back.tokens, first.tokens)
+    again = generate(pack, handle, seed=11, batch_size=2)
+    assert handle.patchers["lm"] in mm.loaded_models()
+    assert torch.equal(again.tokens, first.tokens)
+    mm.unload_all_models()
+    assert torch.equal(result(call(pack["JanusVQDecode"], janus_model=handle, tokens=again))[0], image)
 
 
 def test_regenerate_masked_keeps_unmasked_tokens(pack, handle, generated):
@@ -228,14 +258,15 @@ def test_vq_encode_then_decode(pack, handle):
 
 
 def test_understand_one_answer_per_image_or_one_for_all(pack, handle):
-    from server import PromptServer
     images = torch.rand(2, 384, 384, 3)
-    PromptServer.instance.texts.clear()
+    host.clear()
     out = call(pack["JanusUnderstand"], janus_model=handle, image=images, question="What is this?",
                max_new_tokens=6, node_id="3")
     answers = out["result"][0]
     assert len(answers) == 2 and out["ui"]["text"] == answers
-    assert PromptServer.instance.texts and PromptServer.instance.texts[-1] == ("3", "\n\n".join(answers))
+    assert host.texts and host.texts[-1] == ("3", "\n\n".join(answers))
+    (patchers, required), *_ = host.load_calls
+    assert handle.patchers["lm"] in patchers and handle.patchers["vision"] in patchers and required > 0
     together = result(call(pack["JanusUnderstand"], janus_model=handle, image=images, question="Compare them.",
                            images_in_one_prompt=True, max_new_tokens=6))[0]
     assert len(together) == 1

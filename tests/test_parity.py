@@ -46,11 +46,11 @@ def model(request, tmp_path_factory):
         return load_model(src, dtype="fp32")
     folder = tmp_path_factory.mktemp(form)
     _copy_side_files(folder)
-    if form == "official-bin":
-        shutil.copy(src / "pytorch_model.bin", folder / "pytorch_model.bin")
-        return load_model(folder, dtype="fp32")
     reader = CheckpointReader([src / "model.safetensors"])
     sd = {k: reader.get(k) for k in reader.keys()}
+    if form == "official-bin":  # the reference's pytorch_model.bin holds these tensors (torch.save of them)
+        save_weights(sd, folder, "bin")
+        return load_model(folder, dtype="fp32")
     if form == "hf-safetensors":
         from janus_runtime.tiny import hf_config
         official_cfg = json.loads((src / "config.json").read_text())

@@ -23,6 +23,7 @@ for tree in "$SHARED"/comfyui/*/; do
   "$py" -m pip install --quiet torch==2.13.0
   "$py" -m pip install --quiet --no-deps torchvision==0.28.0 torchaudio==2.11.1
   grep -v -E '^(torch|torchvision|torchaudio)[[:space:]]*$' "$tree/requirements.txt" > "$venv/requirements.txt"
+  # no playwright: CI takes no browser screenshots (the web checks that do are run by hand)
   "$py" -m pip install --quiet -c .ci/constraints.txt -r "$venv/requirements.txt" torchsde requests pytest
   # the pack's own runtime dependencies (the pack itself is imported from the work tree)
   "$py" -m pip install --quiet -c .ci/constraints.txt einops "safetensors>=0.4" "huggingface-hub>=0.23" pillow numpy

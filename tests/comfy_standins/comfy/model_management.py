@@ -1,18 +1,17 @@
-"""Stand-in for comfy.model_management on a CPU-only machine (what ComfyUI --cpu does)."""
+"""Stand-in for comfy.model_management as ComfyUI 0.33 behaves for a custom node."""
 import torch
 
 
-class InterruptProcessingException(Exception):
+class InterruptProcessingException(BaseException):  # a BaseException since ComfyUI 0.20
     pass
 
 
 _interrupted = False
-load_calls = []  # (patchers, memory_required) per load_models_gpu call
-current_loaded = []
+current_loaded_models = []  # patchers, most recently loaded first
 
 
 def get_torch_device():
-    return torch.device("cpu")
+    return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
 
 
 def unet_offload_device():
@@ -23,31 +22,40 @@ def intermediate_device():
     return torch.device("cpu")
 
 
-def should_use_bf16(device=None, *args, **kwargs):
-    return False
+def should_use_bf16(device=None, model_params=0, prioritize_performance=True, manual_cast=False):
+    return torch.device(device or "cpu").type == "cuda" and torch.cuda.is_bf16_supported()
 
 
-def should_use_fp16(device=None, *args, **kwargs):
-    return False
+def should_use_fp16(device=None, model_params=0, prioritize_performance=True, manual_cast=False):
+    return torch.device(device or "cpu").type == "cuda"
 
 
 def load_models_gpu(models, memory_required=0, force_patch_weights=False, minimum_memory_required=None,
                     force_full_load=False):
-    load_calls.append((list(models), memory_required))
-    for p in models:
-        p.model.to(p.load_device)
-        if p not in current_loaded:
-            current_loaded.insert(0, p)
+    for patcher in models:
+        patcher.load(patcher.load_device)
+        if patcher in current_loaded_models:
+            current_loaded_models.remove(patcher)
+        current_loaded_models.insert(0, patcher)
 
 
 def loaded_models(only_currently_used=False):
-    return list(current_loaded)
+    return list(current_loaded_models)
 
 
 def unload_all_models():
-    for p in current_loaded:
-        p.model.to(p.offload_device)
-    current_loaded.clear()
+    for patcher in current_loaded_models:
+        patcher.detach()
+    current_loaded_models.clear()
+
+
+def archive_model_dtypes(model):
+    """Record each parameter's storage dtype (what dynamic loading budgets VRAM with)."""
+    for _, module in model.named_modules():
+        for name, param in module.named_parameters(recurse=False):
+            setattr(module, f"{name}_comfy_model_dtype", param.dtype)
+        for name, buf in module.named_buffers(recurse=False):
+            setattr(module, f"{name}_comfy_model_dtype", buf.dtype)
 
 
 def interrupt_current_processing(value=True):
