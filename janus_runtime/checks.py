@@ -141,3 +141,14 @@ def nonfinite_logits_error(where: str, dtype: torch.dtype) -> JanusError:
              "the weights hold NaN or infinite values (a corrupt or badly converted checkpoint); "
              "re-download or re-convert it")
     return JanusError(f"the model produced NaN or infinite logits {where}: likely {cause}")
+
+
+PARALLEL_MODES = ("off", "sjd")
+
+
+def check_parallel(parallel, window):
+    """Sampling mode: "off" (one token per forward pass) or "sjd" (speculative Jacobi decoding)."""
+    if parallel not in PARALLEL_MODES:
+        raise JanusError(f"parallel must be one of {', '.join(PARALLEL_MODES)}; got {parallel!r}")
+    if parallel != "off":
+        check_count(window, "window", low=2, hint="positions per forward pass; 16-32 is typical")

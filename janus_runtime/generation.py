@@ -19,12 +19,13 @@ from typing import Callable
 
 import torch
 
-from .checks import check_generation_args, nonfinite_logits_error
+from .checks import check_generation_args, check_parallel, nonfinite_logits_error
 from .errors import JanusError
 from .image_tokens import check_mask, check_tokens
 from .lm_session import LMSession, left_pad, open_session
 from .model import JanusModel
 from .sampling import Guidance, draw_margin, make_generators, sample_rows, sampling_cdf, skip_draws
+from .speculative import Target, generate_speculative
 
 StepCallback = Callable[[int, int, torch.Tensor], None]
 
@@ -101,22 +102,26 @@ class ImageSampler:
             if not bool(torch.isfinite(logits).all()):
                 raise nonfinite_logits_error(f"at image token {step}", logits.dtype)
             self.checked = True
-        n = logits.shape[0] // 2
-        guided = self.guidance.combine(logits[:n, None], logits[n:, None], step, self.total)[:, 0]
-        tok = sample_rows(guided, self.gens, self.temperature, self.top_k, self.top_p)
+        tok = sample_rows(self.guide(logits, step), self.gens, self.temperature, self.top_k, self.top_p)
         if self.forced is not None:
             tok = torch.where(self.forced.regen[:, step], tok, self.forced.ids[:, step])
         return tok
 
+    rows_per_image = 2  # conditional, unconditional
+
+    def guide(self, logits: torch.Tensor, step: int) -> torch.Tensor:
+        """Logits of all rows [2B, V] at image step ``step`` -> the guided logits [B, V]."""
+        n = logits.shape[0] // 2
+        return self.guidance.combine(logits[:n, None], logits[n:, None], step, self.total)[:, 0]
+
     def embed(self, codes: torch.Tensor) -> torch.Tensor:
-        """Image codes [B, T] -> LM inputs [2B, T, D]: each code feeds both CFG rows of its image."""
+        """Image codes [B, T] -> LM inputs [rows_per_image x B, T, D]: each code feeds every row of its image."""
         x = self.lm.embed_image_codes(codes)
-        return torch.cat([x, x])
+        return torch.cat([x] * self.rows_per_image)
 
 
-def prefill(session: LMSession, sampler: ImageSampler, ids: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
-    """Run the prompts ids [2B, L] and the known leading codes [B, K]; sample step K: codes [B]."""
-    embeds = sampler.lm.embed_text(ids)
+def prefill(session: LMSession, sampler: ImageSampler, embeds: torch.Tensor, known: torch.Tensor) -> torch.Tensor:
+    """Run the prompt rows' embeddings [R, L, D] and the known leading codes [B, K]; sample step K: codes [B]."""
     if known.shape[1]:
         embeds = torch.cat([embeds, sampler.embed(known)], 1)
     return sampler.next_tokens(session.prefill(embeds)[:, -1], known.shape[1])
@@ -143,7 +148,8 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
                           cfg: float = 5.0, temperature: float = 1.0, top_k: int = 0, top_p: float = 1.0,
                           seed: int = 0, cfg_until: float = 1.0, init_tokens: torch.Tensor | None = None,
                           mask: torch.Tensor | None = None, callback: StepCallback | None = None,
-                          compile: bool = False) -> torch.Tensor:
+                          compile: bool = False, parallel: str = "off", window: int = 16,
+                          stats: dict | None = None) -> torch.Tensor:
     """Sample image-token grids [n, g, g] (int64, on the LM's device; g = 24 for 384 px) with CFG.
 
     ``cfg``: guidance weight w in uncond + w (cond - uncond); ``cfg_until``: fraction of the steps that use
@@ -152,13 +158,25 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
     mask are kept and teacher-forced; only masked positions are sampled. ``callback(step, total, tokens)``
     runs after each step (tokens [n, steps done]); raising from it aborts. ``compile``: on CUDA, run the
     decode step as a compiled CUDA graph (the KV cache then stays allocated for reuse; ``free_cache()`` on
-    the LM releases it); elsewhere, or if compilation fails, the eager step runs.
+    the LM releases it); elsewhere, or if compilation fails, the eager step runs. ``parallel="sjd"``:
+    speculative Jacobi decoding with ``window`` positions per forward pass (janus_runtime/speculative.py):
+    the same distribution, a different sample; images are then decoded one after another. ``stats``: a dict
+    that receives the number of forward passes after the prefill(s).
     """
     prompts = check_generation_args(prompt, n, cfg=cfg, cfg_until=cfg_until, temperature=temperature,
                                     top_k=top_k, top_p=top_p, seed=seed)
+    check_parallel(parallel, window)
     n, grid, total = len(prompts), model.config.token_grid, model.config.num_image_tokens
     forced = forced_tokens(model, init_tokens, mask, n)
     batch = cfg_batch(model, prompts, negative_prompt)
+    if parallel == "sjd":
+        target = Target(Guidance(cfg, cfg_until), temperature, top_k, top_p, total)
+        gens = make_generators(seed, n, model.device_for("lm"))
+        tokens, passes = generate_speculative(model, batch, n, target, gens, window, forced, callback,
+                                              open_session)
+        if stats is not None:
+            stats["forward_passes"] = passes
+        return tokens.view(n, grid, grid)
     with open_session(model, batch.valid, total, new_what="image tokens", fix="shorten the prompt",
                       compile=compile) as session:
         device = session.device
@@ -175,8 +193,10 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
             if callback:
                 callback(total - 1, total, tokens)
         else:
-            tok = prefill(session, sampler, batch.ids.to(device), tokens[:, :start])
+            tok = prefill(session, sampler, model.lm.embed_text(batch.ids.to(device)), tokens[:, :start])
             decode_n_tokens(session, sampler, tok, tokens, start, callback)
+    if stats is not None:
+        stats["forward_passes"] = max(total - start - 1, 0)
     return tokens.view(n, grid, grid)
 
 

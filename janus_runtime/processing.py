@@ -221,7 +221,9 @@ class TextProcessor:
         self.chat_format = chat_format
         self.roles = ("<|User|>", "<|Assistant|>") if chat_format == "pro" else ("User", "Assistant")
         # The template's own tags, and a copy of the tokenizer that reads every tag string as plain text.
-        self.tags = {t for t in (IMAGE_TAG, BOI_TAG, self.eos_text, *self.roles) if t in vocab}
+        self.pad_text = tok.convert_ids_to_tokens(pad)
+        self.tags = {t for t in (IMAGE_TAG, BOI_TAG, EOI_TAG, self.pad_text, self.eos_text, *self.roles)
+                     if t in vocab}
         self.tag_ids = {t: vocab[t] for t in self.tags}
         added = {a.content: a for a in tok.added_tokens_decoder.values()}
         self.tag_strip = {t: (added[t].lstrip, added[t].rstrip) for t in self.tags if t in added}

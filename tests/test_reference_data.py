@@ -29,3 +29,13 @@ def test_shipped_tensors_equal_the_shared_ones(name):
     assert set(DERIVED.get(name, {})) <= set(shipped) <= set(shared)
     for key, value in shipped.items():
         assert value.dtype == shared[key].dtype and torch.equal(value, shared[key]), (name, key)
+
+
+def test_shipped_edit_tensors_equal_the_shared_ones():
+    from safetensors.torch import load_file
+    source = SHARED / "reference" / "janus4o" / "janus4o.safetensors"
+    require_shared(source, "the shared Janus-4o reference")
+    shared, shipped = load_file(str(source)), load_file(str(REFERENCE / "janus4o" / "janus4o.safetensors"))
+    assert set(shipped) <= set(shared)
+    for key, value in shipped.items():
+        assert value.dtype == shared[key].dtype and torch.equal(value, shared[key]), key

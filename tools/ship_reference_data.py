@@ -23,7 +23,11 @@ CHECKPOINT_FILES = ["config.json", "model.safetensors", "preprocessor_config.jso
 EXPECTED_FILES = ["test_image.png", "gen_0.png", "gen_1.png", "vq_decoded.png", "understanding.json",
                   "generation.json"]
 SPEC_KEYS = ["official_keys_1b.json", "official_keys_7b.json", "hf_keys_1b.json", "hf_keys_7b.json"]
-UNREAD = {"understanding.safetensors": {"attention_mask", "images_emb_mask"}}
+UNREAD = {"understanding.safetensors": {"attention_mask", "images_emb_mask"},
+          # the Janus-4o edit reference: inputs the tests recompute, and diagnostics they do not read
+          "janus4o/janus4o.safetensors": {"pixel_values", "vq_latent", "vq_image_embeds", "siglip_image_embeds",
+                                          "images_emb_mask", "cond_blend_logits", "step_argmax", "step_margin",
+                                          "step_logprob_rows"}}
 
 
 def main(shared: Path):
@@ -37,6 +41,10 @@ def main(shared: Path):
         drop = set(DERIVED.get(name, {})) | UNREAD.get(name, set())
         tensors = {k: v.contiguous() for k, v in load_file(str(src / "expected" / name)).items() if k not in drop}
         save_file(tensors, str(dst / "expected" / name))
+    name = "janus4o/janus4o.safetensors"
+    (dst / "janus4o").mkdir(parents=True, exist_ok=True)
+    tensors = {k: v.contiguous() for k, v in load_file(str(src / name)).items() if k not in UNREAD[name]}
+    save_file(tensors, str(dst / name))
     keys = ROOT / "tests" / "data" / "spec-keys"
     keys.mkdir(parents=True, exist_ok=True)
     for name in SPEC_KEYS:
