@@ -268,27 +268,24 @@ def cmd_understand(args):
         print(answer.text)
 
 
-def cmd_generate(args):
-    from .processing import to_uint8_official
-    from .generation import generate_image_tokens
+def _sample_run(args, info: dict, components, sample):
+    """Sample ``args.n`` grids in chunks of ``args.batch`` with ``sample(model, k, seed, callback)``, decode
+    them and commit each chunk's PNGs and the tokens to ``args.out`` (see RunFolder)."""
     from .image_tokens import decode_tokens
-    info = {"command": "generate", "prompt": args.prompt, "negative": args.negative, "n": args.n,
-            "seed": args.seed, "cfg": args.cfg, "cfg_until": args.cfg_until, "temperature": args.temperature,
+    from .processing import to_uint8_official
+    info = {**info, "n": args.n, "seed": args.seed, "cfg": args.cfg, "temperature": args.temperature,
             "top_k": args.top_k, "top_p": args.top_p, "model": str(args.model), "tokens": "tokens.safetensors"}
     run = args.run = RunFolder(args.out, args.overwrite, info)
-    model = _load(args, ("lm", "vq"))
+    model = _load(args, components)
     steps = model.config.num_image_tokens
-    progress = _Progress(not args.json and sys.stderr.isatty(), args.n * steps, f"generating {args.n}", "tok")
+    progress = _Progress(not args.json and sys.stderr.isatty(), args.n * steps, f"{info['command']} {args.n}", "tok")
     chunks, t_tokens, t_decode = [], 0.0, 0.0
     try:
         for offset in range(0, args.n, args.batch):
             k = min(args.batch, args.n - offset)
             t0 = time.perf_counter()
-            tokens = generate_image_tokens(
-                model, args.prompt, n=k, negative_prompt=args.negative, cfg=args.cfg,
-                temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
-                seed=_chunk_seed(args.seed, offset), cfg_until=args.cfg_until,
-                callback=lambda step, total, _, offset=offset, k=k: progress.update(offset * total + (step + 1) * k))
+            tokens = sample(model, k, _chunk_seed(args.seed, offset),
+                            lambda step, total, _, offset=offset, k=k: progress.update(offset * total + (step + 1) * k))
             t1 = time.perf_counter()
             pixels = to_uint8_official(decode_tokens(model, tokens)).cpu().numpy()
             t_tokens, t_decode = t_tokens + t1 - t0, t_decode + time.perf_counter() - t1
@@ -305,6 +302,33 @@ def cmd_generate(args):
               "seed": args.seed, "timings": {"load_s": model.load_seconds, "tokens_s": t_tokens,
                                              "decode_s": t_decode}}
     print(json.dumps(result) if args.json else "\n".join(paths))
+
+
+def cmd_generate(args):
+    from .generation import generate_image_tokens
+    info = {"command": "generate", "prompt": args.prompt, "negative": args.negative, "cfg_until": args.cfg_until,
+            "parallel": args.parallel, "window": args.window}
+
+    def sample(model, k, seed, callback):
+        return generate_image_tokens(model, args.prompt, n=k, negative_prompt=args.negative, cfg=args.cfg,
+                                     temperature=args.temperature, top_k=args.top_k, top_p=args.top_p, seed=seed,
+                                     cfg_until=args.cfg_until, callback=callback, parallel=args.parallel,
+                                     window=args.window)
+    _sample_run(args, info, ("lm", "vq"), sample)
+
+
+def cmd_edit(args):
+    from .edit import edit_image_tokens
+    from .processing import open_image
+    images = [open_image(p) for p in args.image]
+    info = {"command": "edit", "images": [str(p) for p in args.image], "prompt": args.prompt,
+            "negative": args.negative, "image_cfg": args.image_cfg}
+
+    def sample(model, k, seed, callback):
+        return edit_image_tokens(model, images, args.prompt, n=k, negative_prompt=args.negative, cfg=args.cfg,
+                                 image_cfg=args.image_cfg, temperature=args.temperature, top_k=args.top_k,
+                                 top_p=args.top_p, seed=seed, callback=callback)
+    _sample_run(args, info, ("lm", "vision", "vq"), sample)
 
 
 def cmd_score(args):
@@ -450,10 +474,29 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--cfg", type=float, default=5.0, help="guidance weight (official default 5)")
     sp.add_argument("--cfg-until", type=float, default=1.0, help="fraction of the steps that use guidance")
     sampling_args(sp, 1.0)
+    sp.add_argument("--parallel", choices=["off", "sjd"], default="off",
+                    help="sjd: speculative Jacobi decoding, several tokens per forward pass (the same distribution, "
+                         "a different sample)")
+    sp.add_argument("--window", type=_positive_int, default=16, help="draft positions per pass with --parallel sjd")
     sp.add_argument("--out", required=True, help="output folder for PNGs, tokens.safetensors and janus_run.json")
     sp.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_generate)
+
+    sp = sub.add_parser("edit", help="instruction editing of images (Janus-4o recipe): text + image -> image")
+    model_args(sp)
+    sp.add_argument("--image", nargs="+", required=True, help="reference image(s), in prompt order")
+    sp.add_argument("--prompt", required=True, help="the instruction, e.g. 'Turn it into a night scene.'")
+    sp.add_argument("--negative", default="", help="negative prompt (default: the recipe's blank row)")
+    sp.add_argument("--n", type=_positive_int, default=1, help="edited variants to make")
+    sp.add_argument("--batch", type=_positive_int, default=4, help="variants per chunk")
+    sp.add_argument("--cfg", type=float, default=5.0, help="guidance weight w (Janus-4o: 5)")
+    sp.add_argument("--image-cfg", type=float, default=5.0, help="weight w2 of the SigLIP-only row (Janus-4o: 5)")
+    sampling_args(sp, 1.0)
+    sp.add_argument("--out", required=True, help="output folder for PNGs, tokens.safetensors and janus_run.json")
+    sp.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
+    sp.add_argument("--json", action="store_true")
+    sp.set_defaults(func=cmd_edit)
 
     sp = sub.add_parser("score", help="CFG log-probabilities of image tokens for a prompt")
     model_args(sp)

@@ -23,6 +23,9 @@ KNOWN_REPOS = {
     "deepseek-ai/Janus-1.3B": "model.safetensors",
     "deepseek-community/Janus-Pro-1B": "model*.safetensors (+ model.safetensors.index.json if sharded)",
     "deepseek-community/Janus-Pro-7B": "model-*.safetensors, model.safetensors.index.json",
+    # Janus-Pro-7B fine-tuned for instruction editing (Janus Edit); the official layout
+    "FreedomIntelligence/Janus-4o-7B": "the weight files listed on the repository page (*.safetensors or "
+                                       "pytorch_model*.bin, with their index)",
 }
 COMMON_FILES = ("config.json, tokenizer.json, tokenizer_config.json, special_tokens_map.json, "
                 "preprocessor_config.json, processor_config.json")

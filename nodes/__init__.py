@@ -1,7 +1,7 @@
 """ComfyUI node classes for Janus (classic API). Thin: argument plumbing and one runtime call each."""
 
 from .caption import JanusCaptionFolder
-from .generate import JanusGenerate, JanusRegenerateMasked, JanusScore
+from .generate import JanusEdit, JanusGenerate, JanusRegenerateMasked, JanusScore
 from .loader import JanusModelLoader, register_folder
 from .understand import JanusUnderstand
 from .vq import JanusLatentToTokens, JanusTokensToLatent, JanusVQDecode, JanusVQEncode
@@ -16,6 +16,7 @@ NODES = {
     "JanusTokensToLatent": (JanusTokensToLatent, "Janus Tokens to Latent"),
     "JanusLatentToTokens": (JanusLatentToTokens, "Janus Latent to Tokens"),
     "JanusScore": (JanusScore, "Janus Score (best of N)"),
+    "JanusEdit": (JanusEdit, "Janus Edit (instruction)"),
     "JanusCaptionFolder": (JanusCaptionFolder, "Janus Caption Folder"),
 }
 NODE_CLASS_MAPPINGS = {name: cls for name, (cls, _) in NODES.items()}

@@ -7,10 +7,11 @@ import dataclasses
 import torch
 
 from janus_runtime import JanusError, generate_image_tokens, score_image_tokens
+from janus_runtime.edit import edit_image_tokens
 from janus_runtime.codebook import colour_table, decoder_preview_image, has_colour_table, preview_image
 
-from .common import SEED, sampler_inputs, step_hook
-from .memory import LM, VQ, generation_bytes, vq_bytes
+from .common import SEED, images_to_pil, sampler_inputs, step_hook
+from .memory import LM, VISION, VQ, generation_bytes, vq_bytes
 from .tokens import mask_to_grid
 
 PROMPT = ("STRING", {"multiline": True, "default": "A lighthouse on a cliff at sunset, dramatic clouds, oil painting",
@@ -55,18 +56,37 @@ def _previewer(handle, every: int, method: str):
     return preview
 
 
-def _run(handle, prompt, n, node_id, preview_every, preview_method, **kwargs):
+SEQUENTIAL, SPECULATIVE = "exact sequential", "speculative (lossless)"
+SAMPLING = ("sampling", ([SEQUENTIAL, SPECULATIVE], {"default": SEQUENTIAL, "tooltip":
+            "exact sequential: one token per forward pass. speculative (lossless): speculative Jacobi decoding "
+            "verifies a window of 16 draft tokens per pass and keeps several when the model agrees - the same "
+            "distribution, but a different sample than sequential for the same seed; the images of a batch are "
+            "then made one after another. Fastest on a GPU at batch 1."}))
+SPECULATIVE_WINDOW = 16
+
+
+def _sampling_mode(sampling: str) -> dict:
+    if sampling not in (SEQUENTIAL, SPECULATIVE):
+        raise JanusError(f"sampling: {sampling!r} is not one of {SEQUENTIAL!r}, {SPECULATIVE!r}")
+    return {"parallel": "sjd", "window": SPECULATIVE_WINDOW} if sampling == SPECULATIVE else {}
+
+
+def _run(handle, prompt, n, node_id, preview_every, preview_method, sample=generate_image_tokens,
+         memory=None, needs=(LM,), **kwargs):
+    """Load what the sampler ``sample`` needs (``needs``, plus the VQ for decoder previews) with ``memory``
+    bytes of working memory reserved, and run it with a progress bar, previews and Cancel."""
     if preview_method not in PREVIEWS:
         raise JanusError(f"preview_method: {preview_method!r} is not one of {', '.join(PREVIEWS)}")
     previews = preview_every > 0 and preview_method != "off"
     if previews and preview_method == FAST and not has_colour_table(handle.model):
         handle.load([VQ], vq_bytes(handle, 1))
         colour_table(handle.model)  # once per loaded model: one small VQ decode
-    parts = [LM, VQ] if previews and preview_method == DECODER else [LM]
-    handle.load(parts, generation_bytes(handle, n) + (vq_bytes(handle, 1) if VQ in parts else 0))
+    parts = list(needs) + ([VQ] if previews and preview_method == DECODER and VQ not in needs else [])
+    memory = generation_bytes(handle, n) if memory is None else memory
+    handle.load(parts, memory + (vq_bytes(handle, 1) if VQ in parts else 0))
     total = handle.model.config.num_image_tokens
     hook = step_hook(total, node_id, _previewer(handle, preview_every, preview_method))
-    return generate_image_tokens(handle.model, prompt, n=n, callback=hook, **kwargs)
+    return sample(handle.model, prompt, n=n, callback=hook, **kwargs)
 
 
 def _remember(tokens, prompt: str, negative_prompt: str):
@@ -93,14 +113,15 @@ class JanusGenerate:
                            "Images per run (memory grows with it: two KV-cache rows per image)."}),
             **_generation_inputs(),
             **PREVIEW_INPUTS,
+            SAMPLING[0]: SAMPLING[1],
         }, "hidden": {"node_id": "UNIQUE_ID"}}
 
     def generate(self, janus_model, prompt, negative_prompt, batch_size, cfg, temperature, top_k, top_p, seed,
-                 preview_every=24, preview_method=FAST, node_id=None):
+                 preview_every=24, preview_method=FAST, sampling=SEQUENTIAL, node_id=None):
         # batch size and empty prompts are checked by the runtime, with the input's name
         tokens = _run(janus_model, prompt, batch_size, node_id, preview_every, preview_method,
                       negative_prompt=negative_prompt, cfg=cfg, temperature=temperature, top_k=top_k, top_p=top_p,
-                      seed=seed)
+                      seed=seed, **_sampling_mode(sampling))
         return (_remember(janus_model.tokens(tokens), prompt, negative_prompt),)
 
 
@@ -178,3 +199,50 @@ class JanusScore:
         report = "\n".join(f"image {i}: {v:.4f}" + ("  <- kept" if i in order.tolist() else "")
                            for i, v in enumerate(logprobs.tolist()))
         return {"ui": {"text": [report]}, "result": (best, report)}
+
+
+class JanusEdit:
+    DESCRIPTION = ("Instruction editing (text + image -> image) with the Janus-4o recipe: the reference image(s) "
+                   "condition every step twice (SigLIP understanding features and VQ codes), and the instruction "
+                   "says what to change. Trained for it: FreedomIntelligence/Janus-4o-7B. Plain Janus-Pro runs "
+                   "it too, but was not trained for it and follows instructions weakly.")
+    CATEGORY = "Janus"
+    FUNCTION = "edit"
+    RETURN_TYPES = ("JANUS_TOKENS",)
+    RETURN_NAMES = ("tokens",)
+    OUTPUT_TOOLTIPS = ("The edited images' token grids [batch, 24, 24]; decode them with Janus VQ Decode.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {"required": {
+            "janus_model": ("JANUS_MODEL", {"tooltip": "From Janus Model Loader; Janus-4o-7B is trained for this."}),
+            "image": ("IMAGE", {"tooltip": "The reference image(s): every image of the batch conditions the edit, "
+                                "in batch order (about 1,200 prompt tokens each)."}),
+            "instruction": ("STRING", {"multiline": True, "default": "Turn the image into a nighttime scene.",
+                                       "tooltip": "How the image should change."}),
+            "negative_prompt": NEGATIVE,
+            "batch_size": ("INT", {"default": 1, "min": 1, "max": 8, "tooltip":
+                           "Edited variants per run (memory grows with it: three KV-cache rows per variant)."}),
+            "cfg": CFG,
+            "image_cfg": ("FLOAT", {"default": 5.0, "min": 0.0, "max": 20.0, "step": 0.5, "tooltip":
+                          "Weight w2 of the row that sees the reference only through SigLIP features: "
+                          "cond = (full + w2 x part) / (1 + w2). Janus-4o uses 5."}),
+            **sampler_inputs(1.0),
+            "seed": SEED,
+            **PREVIEW_INPUTS,
+        }, "hidden": {"node_id": "UNIQUE_ID"}}
+
+    def edit(self, janus_model, image, instruction, negative_prompt, batch_size, cfg, image_cfg, temperature, top_k,
+             top_p, seed, preview_every=24, preview_method=FAST, node_id=None):
+        pictures = images_to_pil(image)
+        memory = (generation_bytes(janus_model, batch_size, prompt_tokens=1200 * len(pictures), rows_per_image=3)
+                  + vq_bytes(janus_model, len(pictures)))
+        tokens = _run(janus_model, pictures, batch_size, node_id, preview_every, preview_method,
+                      sample=_edit, memory=memory, needs=(LM, VISION, VQ), instruction=instruction,
+                      negative_prompt=negative_prompt, cfg=cfg, image_cfg=image_cfg, temperature=temperature,
+                      top_k=top_k, top_p=top_p, seed=seed)
+        return (_remember(janus_model.tokens(tokens), instruction, negative_prompt),)
+
+
+def _edit(model, images, n, callback, instruction, **kwargs):
+    return edit_image_tokens(model, images, instruction, n=n, callback=callback, **kwargs)

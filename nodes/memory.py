@@ -48,11 +48,12 @@ def kv_cache_bytes(handle: JanusHandle, rows: int, length: int) -> int:
     return 2 * c.num_hidden_layers * rows * length * c.num_key_value_heads * c.head_dim * _itemsize(handle)
 
 
-def generation_bytes(handle: JanusHandle, batch: int, prompt_tokens: int = 96) -> int:
-    """KV cache for 2 x batch rows, the prefill activations and the per-step logits (fp32 copies)."""
+def generation_bytes(handle: JanusHandle, batch: int, prompt_tokens: int = 96, rows_per_image: int = 2) -> int:
+    """KV cache for rows_per_image x batch rows (2 for CFG; 3 for Janus-4o editing, whose prompt holds about
+    1,200 tokens per input image), the prefill activations and the per-step logits (fp32 copies)."""
     cfg = handle.model.config
     c = cfg.language
-    rows, length = 2 * batch, prompt_tokens + cfg.num_image_tokens
+    rows, length = rows_per_image * batch, prompt_tokens + cfg.num_image_tokens
     prefill = rows * length * (4 * c.hidden_size + 2 * c.intermediate_size) * _itemsize(handle)
     logits = rows * cfg.gen_head.image_token_size * 4 * 4
     return kv_cache_bytes(handle, rows, length) + prefill + logits

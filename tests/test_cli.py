@@ -208,3 +208,16 @@ def test_animated_gif_frame_is_stated_in_the_cli_output(cli_model, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "anim.gif has 2 frames; using frame 0 only" in proc.stderr
     assert load_file(str(tmp_path / "t.safetensors"))["tokens"].shape == (1, 24, 24)
+
+
+def test_edit_and_speculative_generate(cli_model, tmp_path, capsys):
+    out = tmp_path / "edit"
+    assert main(["edit", "--model", str(cli_model), "--image", IMAGE, "--prompt", "make it blue", "--n", "2",
+                 "--seed", "3", "--out", str(out), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert len(result["images"]) == 2 and all(Image.open(p).size == (384, 384) for p in result["images"])
+    assert json.loads((out / "janus_run.json").read_text())["command"] == "edit"
+    fast = tmp_path / "sjd"
+    assert main(["generate", "--model", str(cli_model), "--prompt", "a red circle", "--seed", "5",
+                 "--parallel", "sjd", "--window", "8", "--out", str(fast), "--json"]) == 0
+    assert load_file(json.loads(capsys.readouterr().out)["tokens"])["tokens"].shape == (1, 24, 24)

@@ -214,3 +214,22 @@ def test_a_base_exception_cancel_during_previews_propagates_and_leaves_the_node_
     assert handle.model.lm.language_model.key_valid is None  # KV cache released
     after = result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=9))[0]
     assert torch.equal(after.tokens, before.tokens)
+
+
+def test_edit_node_runs_the_janus4o_recipe(pack, handle):
+    image = torch.rand(1, 200, 300, 3)
+    out = result(call(pack["JanusEdit"], janus_model=handle, image=image, instruction="make it blue", seed=4,
+                      preview_every=0))[0]
+    assert out.tokens.shape == (1, 24, 24) and out.codebook_id == handle.codebook_id
+    decoded = result(call(pack["JanusVQDecode"], janus_model=handle, tokens=out))[0]
+    assert decoded.shape == (1, 384, 384, 3)
+    with pytest.raises(JanusError, match="instruction is empty"):
+        call(pack["JanusEdit"], janus_model=handle, image=image, instruction=" ", preview_every=0)
+
+
+def test_speculative_sampling_option(pack, handle):
+    fast = result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=2, preview_every=0,
+                       sampling="speculative (lossless)"))[0]
+    again = result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=2, preview_every=0,
+                        sampling="speculative (lossless)"))[0]
+    assert fast.tokens.shape == (1, 24, 24) and torch.equal(fast.tokens, again.tokens)
