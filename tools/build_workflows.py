@@ -283,7 +283,30 @@ def best_of_n():
     w.save("best_of_n")
 
 
+def instruction_editing():
+    w = Workflow()
+    m = w.add("JanusModelLoader", (COL[0], 0), {"model": "FreedomIntelligence/Janus-4o-7B" + " (download)"})
+    note = w.add("Note", (COL[0], ROW2), {"text": (
+        "Instruction editing (Janus-4o recipe): the image conditions every step, the instruction says what to "
+        "change.\n\nTrained for it: Janus-4o-7B (FreedomIntelligence, ~15 GB). Plain Janus-Pro runs it too "
+        "but follows instructions weakly.\n\nimage_cfg weighs the row that sees the image only through "
+        "SigLIP; several images in the batch all condition the edit.")}, size=[340, 260])
+    img = w.add("LoadImage", (COL[0], 620), {"image": "example.png"})
+    e = w.add("JanusEdit", (COL[1], 0))
+    d = w.add("JanusVQDecode", (COL[1] + 480, 0))
+    s = w.add("SaveImage", (COL[1] + 480, 150), {"filename_prefix": "janus_4o_edit"})
+    w.link(m, "janus_model", e, "janus_model")
+    w.link(img, "IMAGE", e, "image")
+    w.link(m, "janus_model", d, "janus_model")
+    w.link(e, "tokens", d, "tokens")
+    w.link(d, "image", s, "images")
+    w.group("1. Load the model and the image", [m, note, img])
+    w.group("2. Edit by instruction", [e], "#3f8e5a")
+    w.group("3. Decode and save", [d, s], "#8e5a3f")
+    w.save("instruction_editing")
+
+
 if __name__ == "__main__":
     for build in (text_to_image, understanding, batch_captioning, caption_folder, reimagine, editing, upscale,
-                  best_of_n):
+                  best_of_n, instruction_editing):
         build()
