@@ -25,32 +25,7 @@ def require_shared(path: Path, what: str):
     pytest.skip(message)
 
 
-def _png(name: str) -> torch.Tensor:
-    import numpy as np
-    from PIL import Image
-    return torch.from_numpy(np.array(Image.open(REFERENCE / "expected" / name).convert("RGB")))
-
-
-def _read(name: str) -> dict:
-    from safetensors.torch import load_file
-    return load_file(str(REFERENCE / "expected" / name))
-
-
-# Expected tensors not shipped because they are other shipped files bit for bit
-DERIVED = {
-    "vq.safetensors": {
-        "input": lambda: _read("understanding.safetensors")["pixel_values"][:, 0].clone(),
-        "decoded_uint8": lambda: _png("vq_decoded.png"),
-    },
-    "generation.safetensors": {"images_uint8": lambda: torch.stack([_png("gen_0.png"), _png("gen_1.png")])},
-}
-
-
-def load_expected(name: str) -> dict:
-    tensors = _read(name)
-    for key, rebuild in DERIVED.get(name, {}).items():
-        tensors[key] = rebuild()
-    return tensors
+from reference_data import DERIVED, load_expected  # noqa: E402,F401  (re-exported for the tests)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 stand-ins in comfy_standins/), on a tiny checkpoint."""
 
 import pytest
-from test_nodes import call, handle, pack, result  # noqa: F401  (fixtures; puts the stand-ins on the path)
+from test_nodes import call, handle, host, pack, result  # noqa: F401  (fixtures; puts the stand-ins on the path)
 
 import comfy.model_management as mm  # noqa: E402
 import comfy.utils  # noqa: E402
@@ -21,11 +21,9 @@ def input_dir(tmp_path, monkeypatch):
 
 
 def test_caption_folder_writes_sidecars_reports_and_resumes(pack, handle, input_dir):
-    from server import PromptServer
     make_images(input_dir / "set", 5)
     (input_dir / "set" / "img_001.png").write_bytes(b"garbage")
-    comfy.utils.updates.clear()
-    PromptServer.instance.texts.clear()
+    host.clear()
     out = call(pack["JanusCaptionFolder"], janus_model=handle, folder="set", prefix="ohwx, ", node_id="4",
                **FAST)
     summary, captions = out["result"]
@@ -35,8 +33,8 @@ def test_caption_folder_writes_sidecars_reports_and_resumes(pack, handle, input_
     files = caption_files(input_dir / "set")
     assert sorted(files) == ["img_000.txt", "img_002.txt", "img_003.txt", "img_004.txt"]
     assert captions == [files[k] for k in sorted(files)] and all(c.startswith("ohwx, ") for c in captions)
-    assert [u[1:3] for u in comfy.utils.updates] == [(i, 5) for i in range(1, 6)]
-    assert any(t == ("4", "captioning 1-2 of 5: img_000.png, img_001.png") for t in PromptServer.instance.texts)
+    assert [u[1:3] for u in host.updates] == [(i, 5) for i in range(1, 6)]
+    assert any(t == ("4", "captioning 1-2 of 5: img_000.png, img_001.png") for t in host.texts)
     assert out["ui"]["text"] == [summary]
 
     again = result(call(pack["JanusCaptionFolder"], janus_model=handle, folder="set", prefix="ohwx, ", **FAST))

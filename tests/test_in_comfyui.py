@@ -63,7 +63,8 @@ def test_real_server_runs_an_api_workflow(tmp_path):
         "2": {"class_type": "JanusGenerate",
               "inputs": {"janus_model": ["1", 0], "prompt": "a red circle", "negative_prompt": "", "batch_size": 2,
                          "cfg": 5.0, "temperature": 1.0, "top_k": 0, "top_p": 1.0, "seed": 42,
-                         "preview_every": 144}},
+                         "preview_every": 144, "preview_method": "colour table (fast)",
+                         "sampling": "exact sequential"}},
         "3": {"class_type": "JanusVQDecode", "inputs": {"janus_model": ["1", 0], "tokens": ["2", 0]}},
         "4": {"class_type": "SaveImage", "inputs": {"images": ["3", 0], "filename_prefix": "janus_ci"}},
     }))

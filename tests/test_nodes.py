@@ -298,7 +298,7 @@ def test_bad_masks(pack, handle, generated, mask, match):
 def test_empty_prompt_and_zero_batch(pack, handle):
     with pytest.raises(JanusError, match="prompt is empty"):
         call(pack["JanusGenerate"], janus_model=handle, prompt="   ")
-    with pytest.raises(JanusError, match="batch.size must be at least 1"):
+    with pytest.raises(JanusError, match="batch size must be a whole number, at least 1"):
         call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", batch_size=0)
     with pytest.raises(JanusError, match="question.*empty"):
         call(pack["JanusUnderstand"], janus_model=handle, question="")

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from test_nodes import call, generated, handle, pack, result  # noqa: F401  (fixtures)
+from test_nodes import call, generated, handle, host, pack, result  # noqa: F401  (fixtures)
 
 import comfy.model_management as mm  # noqa: E402  (real ComfyUI, or the stand-ins test_nodes put on the path)
 import comfy.utils  # noqa: E402
@@ -35,8 +35,7 @@ def previews(monkeypatch):
 
 def test_default_preview_is_the_colour_table_of_the_tokens_so_far(pack, handle, previews):
     colour_table(handle.model)  # built once per model (timed in benchmarks/bench_preview.py)
-    if hasattr(mm, "load_calls"):
-        mm.load_calls.clear()
+    host.clear()
     tokens = result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=2))[0].tokens[0]
     assert [v for v, _ in previews] == list(range(24, 577, 24))  # every row by default
     table = colour_table(handle.model).numpy()
@@ -47,8 +46,8 @@ def test_default_preview_is_the_colour_table_of_the_tokens_so_far(pack, handle, 
         expected = table[tokens[:rows].reshape(-1).numpy()].reshape(rows, 24, 3)
         assert np.array_equal(pixels[:rows * 16:16, ::16], expected)  # one colour per 16x16 token cell
         assert (pixels[rows * 16:] == 40).all()  # not generated yet: dark grey
-    if hasattr(mm, "load_calls"):  # stand-ins record loads: sampling needs only the language model
-        assert all(handle.patchers["vq"] not in patchers for patchers, _ in mm.load_calls)
+    # sampling with colour-table previews needs only the language model on the device
+    assert host.load_calls and all(handle.patchers["vq"] not in patchers for patchers, _ in host.load_calls)
 
 
 def test_colour_table_is_learnt_once_per_model_from_its_own_decoder(pack, handle):

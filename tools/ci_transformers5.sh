@@ -15,4 +15,5 @@ trap 'rm -rf "$(dirname "$overlay")"' EXIT
 pip install --quiet --target "$overlay" "transformers==$version"
 export PYTHONPATH="$overlay${PYTHONPATH:+:$PYTHONPATH}"
 python -c "import transformers, sys; v = transformers.__version__; print('transformers', v, 'from', transformers.__file__); sys.exit(v != '$version')"
-python -m pytest -q
+# the runtime and pack under transformers 5; the ComfyUI trees run in their own venvs (tests/test_in_comfyui.py)
+python -m pytest -q --ignore=tests/test_in_comfyui.py
