@@ -1,6 +1,6 @@
 """Generation speed on the CPU: our sampler in fp32 and in bf16 vs the official Janus loop, side by side.
 
-The official loop (SPEC §5.1, generation_inference.py) runs transformers' LlamaForCausalLM with its default
+The official loop (generation_inference.py of deepseek-ai/Janus @ 1daa72fa) runs transformers' LlamaForCausalLM with its default
 cache, one forward per step, interleaved cond/uncond rows, gen_head, CFG, softmax and multinomial. Our LM
 is loaded from that LlamaForCausalLM's own state dict (our loader fuses q/k/v and gate/up; every other
 tensor is shared), with the same random gen heads. The bf16 model holds the same weights rounded to bf16.

@@ -242,8 +242,9 @@ def run_ours(model: JanusModel, n: int, seed: int = 0, compile: bool = False, ca
 @torch.inference_mode()
 def run_official(model: JanusModel, hf, n: int, seed: int = 0, cfg_weight: float = 5.0,
                  temperature: float = 1.0, prompt: str = PROMPT, steps: int | None = None) -> dict:
-    """The official generation_inference.py loop (SPEC §5.1) line by line on transformers' Llama: default
-    cache, interleaved cond/uncond rows, gen_head, CFG, softmax, torch.multinomial. ``steps``: stop early."""
+    """The official generation_inference.py loop (deepseek-ai/Janus @ 1daa72fa) line by line on transformers'
+    Llama: default cache, interleaved cond/uncond rows, gen_head, CFG, softmax, torch.multinomial. ``steps``:
+    stop early."""
     lm = model.lm
     steps = steps or model.config.num_image_tokens
     device = next(hf.parameters()).device

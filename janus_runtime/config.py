@@ -1,6 +1,6 @@
 """One typed config for every supported Janus checkpoint, parsed from either config.json layout.
 
-Two layouts exist (SPEC §1.2 and §6.1):
+Two layouts exist (the config.json of deepseek-ai/Janus-Pro-*, and transformers' models/janus/configuration_janus.py):
 * official ``model_type: "multi_modality"`` (deepseek-ai/*): six sub-configs; the ViT and VQ sizes come from
   named presets unless ``params`` carries explicit sizes;
 * transformers-native ``model_type: "janus"`` (deepseek-community/*): ``text_config``, ``vision_config``,

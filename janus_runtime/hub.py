@@ -15,7 +15,7 @@ from .errors import JanusError
 
 log = logging.getLogger(__name__)
 
-# The repositories we know, with the files each needs (weights differ per repo; SPEC §1.1).
+# The repositories we know, with the weight files each holds on the Hugging Face Hub (they differ per repo).
 KNOWN_REPOS = {
     "deepseek-ai/Janus-Pro-1B": "pytorch_model.bin",
     "deepseek-ai/Janus-Pro-7B": "pytorch_model-00001-of-00002.bin, pytorch_model-00002-of-00002.bin, "

@@ -1,6 +1,6 @@
 """Text and image preprocessing: tokenizer, SFT prompt template, image-token expansion, pixel pipeline.
 
-All of it follows the official VLChatProcessor / VLMImageProcessor (SPEC §3); special-token ids are looked
+All of it follows the official VLChatProcessor / VLMImageProcessor (deepseek-ai/Janus @ 1daa72fa, janus/models/processing_vlm.py and image_processing_vlm.py); special-token ids are looked
 up in the tokenizer, never hard-coded.
 """
 

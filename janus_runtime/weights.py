@@ -81,7 +81,7 @@ def expected_tensors(twins: dict) -> dict:
 # ------------------------------------------------------------------------------------------------------------
 # transformers-native ("deepseek-community") layout -> official layout
 
-# (official, transformers-native) key pieces, SPEC §6.2. "{n}" is a block/level number kept as is; "{h}" is an
+# (official, transformers-native) key pieces, as transformers' convert_janus_weights_to_hf.py renames them. "{n}" is a block/level number kept as is; "{h}" is an
 # MLP projector's hidden layer: official Sequential index 2h+2 (GELUs sit between) <-> transformers index h.
 _PREFIXES = [
     ("language_model.lm_head.", "lm_head."),
@@ -345,7 +345,7 @@ _QKV = re.compile(r"^vision_model\.vision_tower\.blocks\.(\d+)\.attn\.qkv\.(weig
 
 
 def official_to_hf_state_dict(sd: dict) -> dict:
-    """Convert an official-layout state dict to the deepseek-community layout (SPEC §6.2)."""
+    """Convert an official-layout state dict to the deepseek-community layout (transformers' conversion)."""
     out = {}
     for key, t in sd.items():
         if UNUSED.search(key):
