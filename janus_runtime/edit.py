@@ -29,12 +29,12 @@ import torch
 
 from .checks import check_generation_args, check_number, nonfinite_logits_error
 from .errors import JanusError
-from .generation import ImageSampler, decode_n_tokens, forced_tokens, prefill
+from .generation import ImageSampler, forced_tokens, sample_grids
 from .image_tokens import check_tokens
 from .lm_session import left_pad, open_session
 from .model import JanusModel
 from .processing import BOI_TAG, EOI_TAG, IMAGE_TAG, Prompt, pixels_from_pil
-from .sampling import Guidance, make_generators, skip_draws
+from .sampling import Guidance, make_generators
 
 
 @dataclass
@@ -133,22 +133,9 @@ def edit_image_tokens(model: JanusModel, images: list, instruction: str, *, n: i
     embeds, _ = edit_embeddings(model, rows, images)
     with open_session(model, rows.valid, total, new_what="image tokens",
                       fix="use fewer or smaller input images, or a shorter instruction") as session:
-        device = session.device
-        sampler = EditSampler(model.lm, Guidance(cfg), temperature, top_k, top_p, make_generators(seed, n, device),
-                              total, image_cfg=image_cfg)
-        tokens = torch.empty(n, total, dtype=torch.long, device=device)
-        start = 0
-        if forced is not None:
-            sampler.forced = forced = forced.to(device)
-            start = forced.known_prefix()
-            tokens[:, :start] = forced.ids[:, :start]
-            skip_draws(sampler.gens, start, device)
-        if start == total:
-            if callback:
-                callback(total - 1, total, tokens)
-        else:
-            tok = prefill(session, sampler, embeds.to(device), tokens[:, :start])
-            decode_n_tokens(session, sampler, tok, tokens, start, callback)
+        sampler = EditSampler(model.lm, Guidance(cfg), temperature, top_k, top_p,
+                              make_generators(seed, n, session.device), total, image_cfg=image_cfg)
+        tokens, _ = sample_grids(session, sampler, embeds.to(session.device), forced, n, callback)
     return tokens.view(n, grid, grid)
 
 

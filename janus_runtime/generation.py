@@ -179,25 +179,35 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
         return tokens.view(n, grid, grid)
     with open_session(model, batch.valid, total, new_what="image tokens", fix="shorten the prompt",
                       compile=compile) as session:
-        device = session.device
         sampler = ImageSampler(model.lm, Guidance(cfg, cfg_until), temperature, top_k, top_p,
-                               make_generators(seed, n, device), total)
-        tokens = torch.empty(n, total, dtype=torch.long, device=device)
-        start = 0
-        if forced is not None:
-            sampler.forced = forced = forced.to(device)
-            start = forced.known_prefix()
-            tokens[:, :start] = forced.ids[:, :start]
-            skip_draws(sampler.gens, start, device)
-        if start == total:  # nothing to sample
-            if callback:
-                callback(total - 1, total, tokens)
-        else:
-            tok = prefill(session, sampler, model.lm.embed_text(batch.ids.to(device)), tokens[:, :start])
-            decode_n_tokens(session, sampler, tok, tokens, start, callback)
+                               make_generators(seed, n, session.device), total)
+        tokens, start = sample_grids(session, sampler, model.lm.embed_text(batch.ids.to(session.device)), forced,
+                                     n, callback)
     if stats is not None:
         stats["forward_passes"] = max(total - start - 1, 0)
     return tokens.view(n, grid, grid)
+
+
+def sample_grids(session: LMSession, sampler: ImageSampler, embeds: torch.Tensor, forced: ForcedTokens | None,
+                 n: int, callback: StepCallback | None) -> tuple[torch.Tensor, int]:
+    """Sample ``n`` grids after the prompt rows' ``embeds`` [R, L, D]: the known prefix of a masked regeneration
+    is fed in the prefill (its draws skipped), the rest decoded step by step. Returns (codes [n, N], first
+    sampled step)."""
+    device, total = session.device, sampler.total
+    tokens = torch.empty(n, total, dtype=torch.long, device=device)
+    start = 0
+    if forced is not None:
+        sampler.forced = forced = forced.to(device)
+        start = forced.known_prefix()
+        tokens[:, :start] = forced.ids[:, :start]
+        skip_draws(sampler.gens, start, device)
+    if start == total:  # nothing to sample
+        if callback:
+            callback(total - 1, total, tokens)
+    else:
+        tok = prefill(session, sampler, embeds, tokens[:, :start])
+        decode_n_tokens(session, sampler, tok, tokens, start, callback)
+    return tokens, start
 
 
 @torch.inference_mode()
