@@ -43,3 +43,11 @@ def test_fp8_weight_storage_runs_with_per_layer_upcast(tiny_dir):
 def test_unavailable_device_is_refused_before_loading(tiny_dir, device, match):
     with pytest.raises(JanusError, match=match):
         load_model(tiny_dir, device=device)
+
+
+def test_loading_prints_no_transformers_warnings(tiny_dir, caplog):
+    """transformers 5 warns about the multi_modality model type and the Llama tokenizer class on every load."""
+    import logging
+    with caplog.at_level(logging.WARNING):
+        load_model(tiny_dir, components=("vq",))
+    assert not [r for r in caplog.records if r.name.startswith("transformers")], caplog.text
