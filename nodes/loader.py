@@ -200,6 +200,7 @@ class JanusModelLoader:
             if archive is not None:
                 archive(getattr(jm, c))
             patchers[c] = patcher_cls(getattr(jm, c), load_device=load_device, offload_device=offload_device)
+            _log_unloads(patchers[c], f"{model} ({c})")
         handle = JanusHandle(model=jm, patchers=patchers,
                              codebook_id=codebook_fingerprint(jm))
         lang = jm.config.language
@@ -207,3 +208,15 @@ class JanusModelLoader:
                    f"{str(compute).replace('torch.', '')}, weights {weight_storage}, on {load_device}")
         log.info("Janus: loaded %s", summary)
         return {"ui": {"text": [summary]}, "result": (handle,)}
+
+
+def _log_unloads(patcher, what: str):
+    """Say at ComfyUI's default log level when the memory manager unloads a component ("Unload models",
+    /free, or room made for another model): otherwise nothing shows that Janus gave its memory back."""
+    try:
+        from comfy.patcher_extension import CallbacksMP
+    except ImportError:  # a host without patcher callbacks
+        return
+    add = getattr(patcher, "add_callback", None)
+    if add is not None:
+        add(CallbacksMP.ON_DETACH, lambda p, *_: log.info("Janus: unloaded %s from %s", what, p.load_device))

@@ -208,12 +208,16 @@ def test_cancel_mid_generation_then_an_identical_rerun(pack, handle):
     assert torch.equal(again.tokens, fresh.tokens)
 
 
-def test_unload_and_reload_between_runs(pack, handle):
+def test_unload_and_reload_between_runs(pack, handle, caplog):
+    import logging
     first = generate(pack, handle, seed=11, batch_size=2)
     latent = result(call(pack["JanusTokensToLatent"], janus_model=handle, tokens=first))[0]
     image = result(call(pack["JanusVQDecode"], janus_model=handle, tokens=first))[0]
-    mm.unload_all_models()  # the "Unload models" button
+    with caplog.at_level(logging.INFO):
+        mm.unload_all_models()  # the "Unload models" button
     assert not set(handle.patchers.values()) & set(mm.loaded_models())
+    if host.real:  # real ComfyUI detaches unloaded patchers, and we say so at its default log level
+        assert "Janus: unloaded Janus-Tiny (lm)" in caplog.text
     # the codebook is read while the VQ decoder is offloaded
     back = result(call(pack["JanusLatentToTokens"], janus_model=handle, latent=latent))[0]
     assert torch.equal(back.tokens, first.tokens)
