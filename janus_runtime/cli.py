@@ -426,25 +426,22 @@ def cmd_caption(args):
     return 1 if summary.failed else 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="janus-runtime", description="Janus / Janus-Pro without the janus package.")
-    p.add_argument("-v", "--verbose", action="store_true", help="log loading and download steps")
-    sub = p.add_subparsers(dest="command", required=True)
+def _model_args(sp):
+    sp.add_argument("--model", required=True,
+                    help="model folder; a known repository name (deepseek-ai/Janus-Pro-1B, ...) or "
+                         "hf:owner/name to download from Hugging Face")
+    sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
+    sp.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
+                    help="auto (bf16 on CUDA, else fp32), bf16, fp16, fp32")
 
-    def model_args(sp):
-        sp.add_argument("--model", required=True,
-                        help="model folder; a known repository name (deepseek-ai/Janus-Pro-1B, ...) or "
-                             "hf:owner/name to download from Hugging Face")
-        sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
-        sp.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
-                        help="auto (bf16 on CUDA, else fp32), bf16, fp16, fp32")
+def _sampling_args(sp, temperature):
+    sp.add_argument("--temperature", type=float, default=temperature, help="0 = greedy/argmax")
+    sp.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
+    sp.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
+    sp.add_argument("--seed", type=int, default=0)
 
-    def sampling_args(sp, temperature):
-        sp.add_argument("--temperature", type=float, default=temperature, help="0 = greedy/argmax")
-        sp.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens (0 = off)")
-        sp.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (1 = off)")
-        sp.add_argument("--seed", type=int, default=0)
 
+def _add_make_tiny(sub):
     sp = sub.add_parser("make-tiny", help="write a tiny random-weight checkpoint in a real layout")
     sp.add_argument("dir")
     sp.add_argument("--layout", choices=["official", "hf"], default="official")
@@ -452,20 +449,24 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--weights", choices=["safetensors", "bin", "sharded", "sharded-bin"], default="safetensors")
     sp.set_defaults(func=cmd_make_tiny)
 
+
+def _add_understand(sub):
     sp = sub.add_parser("understand", help="answer a question about images")
-    model_args(sp)
+    _model_args(sp)
     sp.add_argument("--image", nargs="*", default=[], help="image file(s), in placeholder order")
     sp.add_argument("--question", required=True)
     sp.add_argument("--system-prompt", default=None, help="override the official system prompt ('' for none)")
     sp.add_argument("--max-new-tokens", type=int, default=512)
-    sampling_args(sp, 0.0)
+    _sampling_args(sp, 0.0)
     sp.add_argument("--repetition-penalty", type=float, default=1.0)
     sp.add_argument("--stream", action="store_true", help="print the answer to stderr while it is generated")
     sp.add_argument("--json", action="store_true", help="print a JSON object (text, token_ids, timings)")
     sp.set_defaults(func=cmd_understand)
 
+
+def _add_generate(sub):
     sp = sub.add_parser("generate", help="text to image with classifier-free guidance")
-    model_args(sp)
+    _model_args(sp)
     sp.add_argument("--prompt", required=True)
     sp.add_argument("--negative", default="", help="negative prompt (default: the official blank prompt)")
     sp.add_argument("--n", type=_positive_int, default=1, help="images to generate")
@@ -473,7 +474,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="images per chunk: memory stays that of one chunk; each chunk is saved when done")
     sp.add_argument("--cfg", type=float, default=5.0, help="guidance weight (official default 5)")
     sp.add_argument("--cfg-until", type=float, default=1.0, help="fraction of the steps that use guidance")
-    sampling_args(sp, 1.0)
+    _sampling_args(sp, 1.0)
     sp.add_argument("--parallel", choices=["off", "sjd"], default="off",
                     help="sjd: speculative Jacobi decoding, several tokens per forward pass (the same distribution, "
                          "a different sample)")
@@ -483,8 +484,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_generate)
 
+
+def _add_edit(sub):
     sp = sub.add_parser("edit", help="instruction editing of images (Janus-4o recipe): text + image -> image")
-    model_args(sp)
+    _model_args(sp)
     sp.add_argument("--image", nargs="+", required=True, help="reference image(s), in prompt order")
     sp.add_argument("--prompt", required=True, help="the instruction, e.g. 'Turn it into a night scene.'")
     sp.add_argument("--negative", default="", help="negative prompt (default: the recipe's blank row)")
@@ -492,14 +495,16 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--batch", type=_positive_int, default=4, help="variants per chunk")
     sp.add_argument("--cfg", type=float, default=5.0, help="guidance weight w (Janus-4o: 5)")
     sp.add_argument("--image-cfg", type=float, default=5.0, help="weight w2 of the SigLIP-only row (Janus-4o: 5)")
-    sampling_args(sp, 1.0)
+    _sampling_args(sp, 1.0)
     sp.add_argument("--out", required=True, help="output folder for PNGs, tokens.safetensors and janus_run.json")
     sp.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_edit)
 
+
+def _add_score(sub):
     sp = sub.add_parser("score", help="CFG log-probabilities of image tokens for a prompt")
-    model_args(sp)
+    _model_args(sp)
     sp.add_argument("--prompt", required=True)
     sp.add_argument("--negative", default="")
     sp.add_argument("--tokens", required=True, help="token file (safetensors, 'tokens' [B, 24, 24])")
@@ -508,28 +513,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true")
     sp.set_defaults(func=cmd_score)
 
+
+def _add_encode(sub):
     sp = sub.add_parser("encode", help="images to VQ tokens")
-    model_args(sp)
+    _model_args(sp)
     sp.add_argument("--image", nargs="+", required=True)
     sp.add_argument("--out", required=True, help="token file to write (.safetensors)")
     sp.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     sp.set_defaults(func=cmd_encode)
 
+
+def _add_decode(sub):
     sp = sub.add_parser("decode", help="VQ tokens to PNG images")
-    model_args(sp)
+    _model_args(sp)
     sp.add_argument("--tokens", required=True)
     sp.add_argument("--out", required=True, help="output folder for PNGs and janus_run.json")
     sp.add_argument("--batch", type=_positive_int, default=8, help="images decoded and saved per chunk")
     sp.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     sp.set_defaults(func=cmd_decode)
 
+
+def _add_caption(sub):
     sp = sub.add_parser("caption", help="caption every image of a folder into name.txt sidecar files",
                         description="Caption a folder of images batch by batch. Each caption is written "
                                     "atomically to name.txt next to its image (or under --out); a killed or "
                                     "interrupted run resumes with --skip-existing. Exit status 1 if some "
                                     "images could not be captioned (listed on stderr and in the summary).")
     sp.add_argument("dir", help="folder holding the images")
-    model_args(sp)
+    _model_args(sp)
     sp.add_argument("--out", default=None, help="write the caption files here (subfolders mirrored) instead "
                                                 "of next to the images")
     sp.add_argument("--batch", type=int, default=4, help="images per batch (more is faster on a GPU)")
@@ -546,10 +557,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--extensions", default=",".join(IMAGE_EXTENSIONS), help="image file extensions")
     sp.add_argument("--system-prompt", default=None, help="override the official system prompt ('' for none)")
     sp.add_argument("--max-new-tokens", type=int, default=128)
-    sampling_args(sp, 0.0)
+    _sampling_args(sp, 0.0)
     sp.add_argument("--repetition-penalty", type=float, default=1.0)
     sp.add_argument("--json", action="store_true", help="print the summary as JSON")
     sp.set_defaults(func=cmd_caption)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="janus-runtime", description="Janus / Janus-Pro without the janus package.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log loading and download steps")
+    sub = p.add_subparsers(dest="command", required=True)
+    for add in (_add_make_tiny, _add_understand, _add_generate, _add_edit, _add_score, _add_encode, _add_decode,
+                _add_caption):
+        add(sub)
     return p
 
 

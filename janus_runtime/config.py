@@ -241,6 +241,21 @@ def _check(jc: JanusConfig, where: str) -> JanusConfig:
     return jc
 
 
+def _official_vq(section: dict, gp: dict, where: str) -> VQConfig:
+    """gen_vision_config: the VQ-16 preset, with explicit sizes where ``params`` gives them."""
+    if section.get("cls", "VQ-16") != "VQ-16":
+        raise UnsupportedModelError(f"{where}: image tokenizer {section.get('cls')!r} is not supported "
+                                    f"(expected VQ-16)")
+    at, base = f"{where} gen_vision_config.params", VQConfig()
+    return VQConfig(
+        codebook_size=_int(gp, "image_token_size", at, base.codebook_size),
+        embed_dim=_int(gp, "n_embed", at, base.embed_dim),
+        z_channels=_int(gp, "z_channels", at, base.z_channels),
+        ch=_int(gp, "ch", at, base.ch),
+        encoder_ch_mult=_ints(gp, "encoder_ch_mult", at, base.encoder_ch_mult),
+        decoder_ch_mult=_ints(gp, "decoder_ch_mult", at, base.decoder_ch_mult))
+
+
 def _official(cfg: dict, where: str) -> JanusConfig:
     if "vision_gen_enc_config" in cfg or "vision_und_enc_config" in cfg:
         raise UnsupportedModelError(
@@ -276,18 +291,7 @@ def _official(cfg: dict, where: str) -> JanusConfig:
         return MlpConfig(input_dim=_int(p, "input_dim", at), n_embed=_int(p, "n_embed", at),
                          depth=_int(p, "depth", at, 2))
 
-    gv = sections["gen_vision_config"]
-    if gv.get("cls", "VQ-16") != "VQ-16":
-        raise UnsupportedModelError(f"{where}: image tokenizer {gv.get('cls')!r} is not supported (expected VQ-16)")
-    gp, at = params("gen_vision_config"), f"{where} gen_vision_config.params"
-    base = VQConfig()
-    vq = VQConfig(
-        codebook_size=_int(gp, "image_token_size", at, base.codebook_size),
-        embed_dim=_int(gp, "n_embed", at, base.embed_dim),
-        z_channels=_int(gp, "z_channels", at, base.z_channels),
-        ch=_int(gp, "ch", at, base.ch),
-        encoder_ch_mult=_ints(gp, "encoder_ch_mult", at, base.encoder_ch_mult),
-        decoder_ch_mult=_ints(gp, "decoder_ch_mult", at, base.decoder_ch_mult))
+    vq = _official_vq(sections["gen_vision_config"], params("gen_vision_config"), where)
     gh = sections["gen_head_config"]
     if gh.get("cls", "vision_head") != "vision_head":
         raise UnsupportedModelError(f"{where}: gen_head {gh.get('cls')!r} is not supported")

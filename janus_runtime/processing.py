@@ -170,6 +170,27 @@ def _strip(parts: list[tuple[str, bool]]) -> list[tuple[str, bool]]:
     return parts
 
 
+def _load_tokenizer(folder: Path):
+    """The folder's tokenizer (transformers' fast tokenizer from tokenizer.json), or a ModelFilesError."""
+    if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer.model").is_file():
+        raise ModelFilesError(
+            f"{folder}: no tokenizer.json. Janus model folders hold tokenizer.json, tokenizer_config.json "
+            f"and special_tokens_map.json next to config.json; download them from the model repository.")
+    from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
+    verbosity = hf_logging.get_verbosity()
+    # transformers warns on every load about things that do not apply here (the multi_modality model type, the
+    # legacy Llama tokenizer class name); our own messages say what is wrong when something is
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoTokenizer.from_pretrained(str(folder), use_fast=True)
+    except Exception as e:  # transformers raises assorted types for broken tokenizer files
+        raise ModelFilesError(f"{folder}: the tokenizer files cannot be loaded ({type(e).__name__}: {e}). "
+                              f"Re-download tokenizer.json and tokenizer_config.json.") from e
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
 @dataclass
 class SpecialIds:
     bos: int
@@ -185,24 +206,8 @@ class TextProcessor:
 
     def __init__(self, folder: str | Path, chat_format: str = "auto"):
         folder = Path(folder)
-        if not (folder / "tokenizer.json").is_file() and not (folder / "tokenizer.model").is_file():
-            raise ModelFilesError(
-                f"{folder}: no tokenizer.json. Janus model folders hold tokenizer.json, tokenizer_config.json "
-                f"and special_tokens_map.json next to config.json; download them from the model repository.")
         from tokenizers import Tokenizer
-        from transformers import AutoTokenizer
-        from transformers.utils import logging as hf_logging
-        verbosity = hf_logging.get_verbosity()
-        # transformers warns on every load about things that do not apply here (the multi_modality model type,
-        # the legacy Llama tokenizer class name); our own messages say what is wrong when something is
-        hf_logging.set_verbosity_error()
-        try:
-            tok = AutoTokenizer.from_pretrained(str(folder), use_fast=True)
-        except Exception as e:  # transformers raises assorted types for broken tokenizer files
-            raise ModelFilesError(f"{folder}: the tokenizer files cannot be loaded ({type(e).__name__}: {e}). "
-                                  f"Re-download tokenizer.json and tokenizer_config.json.") from e
-        finally:
-            hf_logging.set_verbosity(verbosity)
+        tok = _load_tokenizer(folder)
         vocab = tok.get_vocab()
         if IMAGE_TAG not in vocab:  # Janus-1.3B's tokenizer lacks it; the official processor adds it
             tok.add_special_tokens({"additional_special_tokens": [IMAGE_TAG]})
