@@ -7,6 +7,7 @@ spies that call the real functions. Other node test files reuse ``pack``, ``hand
 and ``result`` from here (``from test_nodes import ...``), and the pack's modules via ``pack_module``.
 """
 
+import dataclasses
 import shutil
 
 import pytest
@@ -279,9 +280,17 @@ def test_understand_one_answer_per_image_or_one_for_all(pack, handle):
 
 
 def test_score_keeps_the_best(pack, handle, generated):
-    out = call(pack["JanusScore"], janus_model=handle, tokens=generated, prompt="a red circle", keep=1)
-    best, report = out["result"]
-    assert best.tokens.shape == (1, 24, 24) and report.count("<- kept") == 1
+    """A grid the model sampled for the prompt beats one made of codes it finds unlikely, whatever the order."""
+    from janus_runtime import score_image_tokens
+    sampled = generated.tokens[:1]
+    per_code = score_image_tokens(handle.model, "a red circle", sampled).view(24, 24)
+    unlikely = sampled.clone().view(-1)
+    unlikely[:] = sampled.view(-1)[per_code.view(-1).argmin()]  # the least likely code, everywhere
+    for order in ((unlikely[None].view(1, 24, 24), sampled), (sampled, unlikely[None].view(1, 24, 24))):
+        grids = dataclasses.replace(generated, tokens=torch.cat(order))
+        best, report = call(pack["JanusScore"], janus_model=handle, tokens=grids, prompt="a red circle",
+                            keep=1)["result"]
+        assert torch.equal(best.tokens, sampled) and report.count("<- kept") == 1
 
 
 def test_tokens_from_another_codebook_are_refused(pack, handle, generated):
