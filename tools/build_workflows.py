@@ -292,7 +292,7 @@ def instruction_editing():
         "but follows instructions weakly.\n\nimage_cfg weighs the row that sees the image only through "
         "SigLIP; several images in the batch all condition the edit.")}, size=[340, 260])
     img = w.add("LoadImage", (COL[0], 620), {"image": "example.png"})
-    e = w.add("JanusEdit", (COL[1], 0))
+    e = w.add("JanusEdit", (COL[1], 0), size=[340, 720])  # tall: its widgets plus the live preview
     d = w.add("JanusVQDecode", (COL[1] + 480, 0))
     s = w.add("SaveImage", (COL[1] + 480, 150), {"filename_prefix": "janus_4o_edit"})
     w.link(m, "janus_model", e, "janus_model")
