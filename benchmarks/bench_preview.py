@@ -32,7 +32,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_generate import PROMPT, environment, random_model  # noqa: E402
+from common import PROMPT, cpu_info, janus_model, official_config, random_components, versions  # noqa: E402
 
 from janus_runtime.codebook import _TABLES, colour_table, decoder_preview_image, preview_image  # noqa: E402
 from janus_runtime.config import parse_config  # noqa: E402
@@ -134,7 +134,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    env = environment(torch.device("cpu"))
+    env = {"cpu": cpu_info(), **versions(), "threads": torch.get_num_threads(),
+           "loadavg_start": __import__("os").getloadavg()}
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tiny = load_model(make_tiny(Path(tmp) / "tiny"), dtype="fp32")
@@ -142,7 +143,9 @@ def main(argv=None):
         if size == "tiny":
             model, modes = tiny, ("none", "table", "decoder")
         else:
-            model = random_model("mid", tiny.text, torch.device("cpu"), torch.float32)
+            raw = official_config("mid")
+            model = janus_model(raw, tiny.text, torch.float32,
+                                **random_components(raw, ("lm",), torch.device("cpu"), torch.float32))
             model.vq, modes = real_size_vq(), ("none", "table")
         _TABLES.pop(model.vq, None)
         t = time.perf_counter()
