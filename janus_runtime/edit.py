@@ -27,9 +27,9 @@ from dataclasses import dataclass
 
 import torch
 
-from .checks import check_generation_args, check_number, nonfinite_logits_error
+from .checks import check_generation_args, check_number
 from .errors import JanusError
-from .generation import ImageSampler, forced_tokens, sample_grids
+from .generation import ImageSampler, forced_tokens, sample_grids, score_rows
 from .image_tokens import check_tokens
 from .lm_session import left_pad, open_session
 from .model import JanusModel
@@ -153,21 +153,11 @@ def score_edit_tokens(model: JanusModel, images: list, instruction: str, tokens:
     steps = list(return_logits_at or [])
     with open_session(model, rows.valid, total, new_what="image tokens",
                       fix="use fewer or smaller input images, or a shorter instruction") as session:
-        lm, flat = model.lm, tokens.reshape(n, total).to(session.device)
-        sampler = EditSampler(lm, Guidance(cfg), temperature, 0, 1.0, [], total, image_cfg=image_cfg)
-        x = torch.cat([embeds.to(session.device), sampler.embed(flat[:, :-1])], 1)
-        hidden = session.prefill(x)[:, -total:]                       # [3B, N, D]
-        out = torch.empty(n, total, dtype=torch.float32, device=session.device)
-        picked = {"cfg": [], "cond_full": [], "cond_part": [], "uncond": []}
-        for i in range(n):  # one image at a time bounds the [3, N, V] logits in memory
-            logits = lm.gen_head(hidden[[i, n + i, 2 * n + i]])        # [3, N, V]
-            guided = sampler.guidance.combine(sampler.blend(logits[0], logits[1]), logits[2], 0, total)
-            out[i] = (guided.float() / temperature).log_softmax(-1).gather(-1, flat[i, :, None])[:, 0]
-            if steps:
-                for name, t in zip(picked, (guided, logits[0], logits[1], logits[2])):
-                    picked[name].append(t[steps].float())
-    if not bool(torch.isfinite(out).all()):
-        raise nonfinite_logits_error("while scoring", model.dtype)
-    if steps:
-        return out, {k: torch.stack(v) for k, v in picked.items()}
-    return out
+        sampler = EditSampler(model.lm, Guidance(cfg), temperature, 0, 1.0, [], total, image_cfg=image_cfg)
+
+        def guide(logits):  # [3, N, V]: cond_full, cond_part and uncond rows of one image
+            full, part, uncond = logits
+            guided = sampler.guidance.combine(sampler.blend(full, part), uncond, 0, total)
+            return guided, {"cond_full": full, "cond_part": part, "uncond": uncond}
+        return score_rows(session, model, embeds.to(session.device), tokens.reshape(n, total).to(session.device),
+                          3, guide, temperature, steps)

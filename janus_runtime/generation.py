@@ -227,19 +227,30 @@ def score_image_tokens(model: JanusModel, prompt, tokens: torch.Tensor, *, negat
     batch = cfg_batch(model, prompts, negative_prompt)
     guidance, steps = Guidance(cfg, cfg_until), list(return_logits_at or [])
     with open_session(model, batch.valid, total, new_what="image tokens", fix="shorten the prompt") as session:
-        lm, flat = model.lm, tokens.reshape(n, total).to(session.device)
-        embeds = torch.cat([lm.embed_text(batch.ids.to(session.device)),
-                            lm.embed_image_codes(flat[:, :-1].repeat(2, 1))], 1)
-        hidden = session.prefill(embeds)[:, -total:]                  # [2B, N, D]: the states predicting each token
-        out = torch.empty(n, total, dtype=torch.float32, device=session.device)
-        picked = {"cfg": [], "cond": [], "uncond": []}
-        for i in range(n):  # one image at a time bounds the [N, V] logits in memory
-            cond, uncond = lm.gen_head(hidden[[i, n + i]])             # [N, V] each
-            guided = guidance.combine(cond, uncond, 0, total)
-            out[i] = (guided.float() / temperature).log_softmax(-1).gather(-1, flat[i, :, None])[:, 0]
-            for name, t in (("cfg", guided), ("cond", cond), ("uncond", uncond)):
-                if steps:
-                    picked[name].append(t[steps].float())
+        flat = tokens.reshape(n, total).to(session.device)
+
+        def guide(logits):  # [2, N, V]: the conditional and unconditional rows of one image
+            return guidance.combine(logits[0], logits[1], 0, total), {"cond": logits[0], "uncond": logits[1]}
+        return score_rows(session, model, model.lm.embed_text(batch.ids.to(session.device)), flat, 2, guide,
+                          temperature, steps)
+
+
+def score_rows(session: LMSession, model: JanusModel, embeds: torch.Tensor, flat: torch.Tensor,
+               rows_per_image: int, guide, temperature: float, steps: list):
+    """Teacher-forced log-probabilities [B, N] of the codes ``flat`` [B, N] after the prompt rows' ``embeds``
+    [rows_per_image x B, L, D]. ``guide(logits [rows_per_image, N, V])`` -> (guided [N, V], {row name: [N, V]}).
+    With ``steps``, also {"cfg" and each row name: logits [B, len(steps), V]} at those steps."""
+    lm, (n, total) = model.lm, flat.shape
+    codes = lm.embed_image_codes(flat[:, :-1].repeat(rows_per_image, 1))
+    hidden = session.prefill(torch.cat([embeds, codes], 1))[:, -total:]  # [R, N, D]: the states predicting each code
+    out = torch.empty(n, total, dtype=torch.float32, device=session.device)
+    picked = {}
+    for i in range(n):  # one image at a time bounds the [rows_per_image, N, V] logits in memory
+        guided, rows = guide(lm.gen_head(hidden[i::n]))
+        out[i] = (guided.float() / temperature).log_softmax(-1).gather(-1, flat[i, :, None])[:, 0]
+        if steps:
+            for name, t in {"cfg": guided, **rows}.items():
+                picked.setdefault(name, []).append(t[steps].float())
     if not bool(torch.isfinite(out).all()):
         raise nonfinite_logits_error("while scoring", model.dtype)
     if steps:
