@@ -1,10 +1,11 @@
-"""Speculative Jacobi decoding vs one-token-per-pass sampling: forward passes per image and wall time.
+"""Speculative Jacobi decoding (SJD, MC-SJD) vs one-token-per-pass sampling: forward passes and wall time.
 
 Acceptance depends on how peaked the model's distributions are, and random weights are not like trained
-ones, so the gen head's logits are scaled by a factor s to span a range of per-token entropies (s = 1 is
+ones, so the gen head's weight is multiplied by a factor s to span a range of per-token entropies (s = 1 is
 the random model as drawn; larger s gives lower entropy). For each size and s this reports the mean entropy
-of the sampled distributions (nats per token, from scoring the sequential samples), forward passes per
-image (sequential: 575 after the prefill) and wall time per image, both samplers interleaved run by run.
+of the guided distributions the sequential sample was drawn from (nats per token, from scoring it), forward
+passes per image after the prefill (sequential: 575) and wall time per image, the three samplers run one
+after another within each run so that machine noise hits them alike.
 
     python benchmarks/bench_speculative.py [--sizes tiny mid] [--scales 1 4 16 64] [--window 16] [--runs 3]
 
@@ -16,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
 import time
 from pathlib import Path
@@ -26,86 +25,78 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from janus_runtime.config import parse_config  # noqa: E402
+import common  # noqa: E402
 from janus_runtime.generation import generate_image_tokens, score_image_tokens  # noqa: E402
-from janus_runtime.model import JanusModel, build_components  # noqa: E402
-from janus_runtime.processing import TextProcessor  # noqa: E402
-from janus_runtime.tiny import TINY_OFFICIAL_CONFIG, make_tiny  # noqa: E402
 
-PROMPT = "A red circle and a yellow triangle on a blue gradient background."
-SIZES = {"tiny": (64, 2, 4, 176, 1024), "mid": (1024, 8, 16, 2816, 102400)}  # hidden, layers, heads, inter, vocab
+MODES = ("off", "sjd", "mc-sjd")
 
 
-def random_lm(size: str, text_dir: Path, scale: float, seed: int = 0) -> JanusModel:
-    hidden, layers, heads, inter, vocab = SIZES[size]
-    raw = json.loads(json.dumps(TINY_OFFICIAL_CONFIG))
-    raw["language_config"].update(hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=heads,
-                                  num_key_value_heads=heads, intermediate_size=inter, vocab_size=vocab)
-    for name in ("aligner_config", "gen_aligner_config"):
-        raw[name]["params"]["n_embed"] = hidden
-    raw["gen_head_config"]["params"].update(n_embed=hidden, image_token_embed=hidden)
-    cfg = parse_config(raw)
-    lm = build_components(cfg, ("lm",), torch.float32, torch.nn)["lm"].to_empty(device="cpu")
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, p in lm.named_parameters():
-            if "norm" in name:
-                p.fill_(1.0)
-            elif p.ndim >= 2:
-                p.normal_(0, p.shape[-1] ** -0.5, generator=g)
-            else:
-                p.normal_(0, 0.02, generator=g)
-        lm.gen_head.vision_head.weight.mul_(scale)
-    return JanusModel(config=cfg, folder=text_dir, text=TextProcessor(text_dir), dtype=torch.float32,
-                      lm=lm.eval().requires_grad_(False))
+def scaled_model(size: str, text, scale: float, dtype=torch.float32):
+    raw = common.official_config(size)
+    lm = common.random_components(raw, ("lm",), "cpu", dtype)["lm"]
+    lm.gen_head.vision_head.weight.mul_(scale)
+    return common.janus_model(raw, text, dtype, lm=lm)
+
+
+def mean_entropy(model, tokens) -> float:
+    """Mean entropy (nats) of the guided distributions at every step of ``tokens`` [1, g, g]."""
+    n = tokens[0].numel()
+    _, logits = score_image_tokens(model, common.PROMPT, tokens, return_logits_at=range(n))
+    logp = logits["cfg"].float().log_softmax(-1)
+    return float(-(logp.exp() * logp).sum(-1).mean())
+
+
+def measure(model, window: int, runs: int) -> dict:
+    seconds = {m: [] for m in MODES}
+    passes = {m: [] for m in MODES}
+    entropy = None
+    for run in range(runs):
+        for mode in MODES:
+            stats = {}
+            t0 = time.perf_counter()
+            tokens = generate_image_tokens(model, common.PROMPT, n=1, seed=run, parallel=mode, window=window,
+                                           stats=stats)
+            seconds[mode].append(time.perf_counter() - t0)
+            passes[mode].append(stats["forward_passes"])
+            if entropy is None and mode == "off":
+                entropy = mean_entropy(model, tokens)
+    row = {"entropy_nats": entropy, "window": window}
+    for mode in MODES:
+        row[mode] = {"passes": common.spread(passes[mode]), "seconds": common.spread(seconds[mode])}
+        if mode != "off":
+            row[mode]["step_compression"] = row["off"]["passes"]["median"] / row[mode]["passes"]["median"]
+            row[mode]["wall_speedup"] = row["off"]["seconds"]["median"] / row[mode]["seconds"]["median"]
+    return row
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--sizes", nargs="+", default=["tiny", "mid"])
+    ap.add_argument("--sizes", nargs="+", default=["tiny", "mid"], choices=["tiny", "mid"])
     ap.add_argument("--scales", nargs="+", type=float, default=[1, 4, 16, 64])
     ap.add_argument("--window", type=int, default=16)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "speculative_cpu.json"))
     args = ap.parse_args()
     torch.set_num_threads(min(2, os.cpu_count() or 1))
-    text_dir = Path(os.environ.get("TMPDIR", "/tmp")) / "janus-bench-tiny"
-    if not (text_dir / "config.json").is_file():
-        make_tiny(text_dir)
+    text = common.text_processor()
+    load = [os.getloadavg()]
     rows = []
     for size in args.sizes:
         for scale in args.scales:
-            model = random_lm(size, text_dir, scale)
-            seq_t, sjd_t, passes = [], [], []
-            entropy = None
-            for run in range(args.runs):
-                t0 = time.perf_counter()
-                tokens = generate_image_tokens(model, PROMPT, n=1, seed=run)
-                seq_t.append(time.perf_counter() - t0)
-                st = {}
-                t0 = time.perf_counter()
-                generate_image_tokens(model, PROMPT, n=1, seed=run, parallel="sjd", window=args.window, stats=st)
-                sjd_t.append(time.perf_counter() - t0)
-                passes.append(st["forward_passes"])
-                if entropy is None:  # mean entropy of the distributions the sequential sample was drawn from
-                    _, logits = score_image_tokens(model, PROMPT, tokens, return_logits_at=range(576))
-                    p = logits["cfg"].float().softmax(-1)
-                    entropy = float(-(p * p.clamp_min(1e-30).log()).sum(-1).mean())
-            row = {"size": size, "scale": scale, "entropy_nats": entropy, "window": args.window,
-                   "passes_per_image": {"min": min(passes), "median": statistics.median(passes), "max": max(passes)},
-                   "compression": 575 / statistics.median(passes),
-                   "seq_s": {"min": min(seq_t), "median": statistics.median(seq_t), "max": max(seq_t)},
-                   "sjd_s": {"min": min(sjd_t), "median": statistics.median(sjd_t), "max": max(sjd_t)},
-                   "speedup_median": statistics.median(seq_t) / statistics.median(sjd_t)}
+            row = {"size": size, "scale": scale, **measure(scaled_model(size, text, scale), args.window, args.runs)}
             rows.append(row)
-            print(f"{size:5s} s={scale:5g} H={entropy:6.2f} nats  passes {statistics.median(passes):6.1f} "
-                  f"(x{row['compression']:.2f})  seq {row['seq_s']['median']:.2f}s  sjd {row['sjd_s']['median']:.2f}s"
-                  f"  wall x{row['speedup_median']:.2f}", flush=True)
-    out = {"machine": platform.processor() or platform.machine(), "torch": torch.__version__,
-           "threads": torch.get_num_threads(), "load_avg": os.getloadavg(), "runs": args.runs, "rows": rows}
+            print(f"{size:5s} s={scale:5g} H={row['entropy_nats']:5.2f} nats  seq {row['off']['seconds']['median']:6.2f}s"
+                  + "".join(f"  {m}: passes {row[m]['passes']['median']:5.0f} (x{row[m]['step_compression']:.2f}) "
+                            f"{row[m]['seconds']['median']:6.2f}s (wall x{row[m]['wall_speedup']:.2f})"
+                            for m in MODES[1:]), flush=True)
+    load.append(os.getloadavg())
+    out = {"cpu": common.cpu_info(), "versions": common.versions(), "threads": torch.get_num_threads(),
+           "load_avg_before_after": load, "runs": args.runs, "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
+    print("wrote", args.out)
 
 
 if __name__ == "__main__":

@@ -143,11 +143,12 @@ def nonfinite_logits_error(where: str, dtype: torch.dtype) -> JanusError:
     return JanusError(f"the model produced NaN or infinite logits {where}: likely {cause}")
 
 
-PARALLEL_MODES = ("off", "sjd")
+PARALLEL_MODES = ("off", "sjd", "mc-sjd")
 
 
 def check_parallel(parallel, window):
-    """Sampling mode: "off" (one token per forward pass) or "sjd" (speculative Jacobi decoding)."""
+    """Sampling mode: "off" (one token per forward pass), "sjd" (speculative Jacobi decoding) or "mc-sjd" (SJD
+    with coupled redrafting)."""
     if parallel not in PARALLEL_MODES:
         raise JanusError(f"parallel must be one of {', '.join(PARALLEL_MODES)}; got {parallel!r}")
     if parallel != "off":

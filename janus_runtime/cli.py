@@ -36,6 +36,7 @@ from pathlib import Path
 import torch
 
 from .captioner import DEFAULT_QUESTION, IMAGE_EXTENSIONS
+from .checks import PARALLEL_MODES
 from .errors import JanusError
 from .model import check_device
 
@@ -475,10 +476,10 @@ def _add_generate(sub):
     sp.add_argument("--cfg", type=float, default=5.0, help="guidance weight (official default 5)")
     sp.add_argument("--cfg-until", type=float, default=1.0, help="fraction of the steps that use guidance")
     _sampling_args(sp, 1.0)
-    sp.add_argument("--parallel", choices=["off", "sjd"], default="off",
+    sp.add_argument("--parallel", choices=PARALLEL_MODES, default="off",
                     help="sjd: speculative Jacobi decoding, several tokens per forward pass (the same distribution, "
-                         "a different sample)")
-    sp.add_argument("--window", type=_positive_int, default=16, help="draft positions per pass with --parallel sjd")
+                         "a different sample); mc-sjd: the same with coupled redrafting (fewer passes)")
+    sp.add_argument("--window", type=_positive_int, default=16, help="draft positions per pass with --parallel")
     sp.add_argument("--out", required=True, help="output folder for PNGs, tokens.safetensors and janus_run.json")
     sp.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     sp.add_argument("--json", action="store_true")

@@ -160,7 +160,8 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
     decode step as a compiled CUDA graph (the KV cache then stays allocated for reuse; ``free_cache()`` on
     the LM releases it); elsewhere, or if compilation fails, the eager step runs. ``parallel="sjd"``:
     speculative Jacobi decoding with ``window`` positions per forward pass (janus_runtime/speculative.py):
-    the same distribution, a different sample; images are then decoded one after another. ``stats``: a dict
+    the same distribution, a different sample; images are then decoded one after another. ``"mc-sjd"``: the
+    same with coupled redrafting (drafts kept where the new distribution allows; fewer passes). ``stats``: a dict
     that receives the number of forward passes after the prefill(s).
     """
     prompts = check_generation_args(prompt, n, cfg=cfg, cfg_until=cfg_until, temperature=temperature,
@@ -169,11 +170,11 @@ def generate_image_tokens(model: JanusModel, prompt, *, n: int = 1, negative_pro
     n, grid, total = len(prompts), model.config.token_grid, model.config.num_image_tokens
     forced = forced_tokens(model, init_tokens, mask, n)
     batch = cfg_batch(model, prompts, negative_prompt)
-    if parallel == "sjd":
+    if parallel != "off":
         target = Target(Guidance(cfg, cfg_until), temperature, top_k, top_p, total)
         gens = make_generators(seed, n, model.device_for("lm"))
         tokens, passes = generate_speculative(model, batch, n, target, gens, window, forced, callback,
-                                              open_session)
+                                              open_session, coupled=parallel == "mc-sjd")
         if stats is not None:
             stats["forward_passes"] = passes
         return tokens.view(n, grid, grid)

@@ -10,6 +10,13 @@ draft is kept, one more token comes from p. Each accepted token is therefore dis
 one-at-a-time sampling. The positions after a rejection take new drafts from this pass's p (the Jacobi
 update); positions never predicted yet start from uniform random codes.
 
+With ``coupled=True`` (MC-SJD: "Speculative Jacobi-Denoising Decoding ... maximal coupling", arXiv
+2510.24211) a position that already had a draft keeps it when the new distribution allows: the old draft x
+(drawn from q_old) stays with probability min(1, q_new(x) / q_old(x)), else a code is drawn from
+max(q_new - q_old, 0) normalised. That is the maximal coupling of q_old and q_new, so the draft is still
+distributed as q_new (the verification stays exact), but drafts change only where the distribution moved,
+and the positions after them see the same context again and converge sooner.
+
 Images are decoded one after another (each with its two CFG rows), so image k depends only on (seed, k,
 window) and every random number of image k comes from its own generator. Kept tokens of a masked
 regeneration are accepted without a draw.
@@ -55,6 +62,16 @@ class Window:
     q: torch.Tensor       # [K, V]
 
 
+def keep_or_resample(p: torch.Tensor, tokens: torch.Tensor, q: torch.Tensor, u: torch.Tensor,
+                     u_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The speculative-sampling rule, row by row: token ``tokens`` [K] drawn from ``q`` [K, V] is kept where
+    ``u`` [K] < p(x) / q(x), otherwise replaced by a draw (``u_new`` [K]) from max(p - q, 0) normalised.
+    Either way the result is distributed as ``p`` [K, V]. Returns (tokens [K], kept [K])."""
+    ratio = p.gather(-1, tokens[:, None])[:, 0] / q.gather(-1, tokens[:, None])[:, 0]
+    kept = u < ratio
+    return torch.where(kept, tokens, draw((p - q).clamp(min=0), u_new)), kept
+
+
 def verify(p: torch.Tensor, window: Window, u: torch.Tensor, u_new: torch.Tensor,
            keep: torch.Tensor | None, kept: torch.Tensor | None) -> torch.Tensor:
     """Accept drafts against the target ``p`` [K + 1, V] (row j: the position of draft j; row K: the one after).
@@ -62,37 +79,49 @@ def verify(p: torch.Tensor, window: Window, u: torch.Tensor, u_new: torch.Tensor
     ``u`` [K] acceptance uniforms, ``u_new`` [1] the uniform of the resampled or extra token; ``keep`` [K + 1]
     True where the token is forced to ``kept`` [K + 1] (masked regeneration). Returns the new tokens [a + 1]."""
     k = window.tokens.shape[0]
-    d = window.tokens
-    ratio = p[:k].gather(-1, d[:, None])[:, 0] / window.q.gather(-1, d[:, None])[:, 0]
-    accepted = u < ratio
+    tokens, accepted = keep_or_resample(p[:k], window.tokens, window.q, u, u_new.expand(k))
     if keep is not None:
         accepted = accepted | keep[:k]
     rejected = (~accepted).nonzero()
     a = int(rejected[0]) if len(rejected) else k          # drafts kept (one host sync per pass)
-    if a < k:                                              # resample the rejected position from the residual
-        nxt = draw((p[a] - window.q[a]).clamp(min=0)[None], u_new)
-    else:                                                  # every draft kept: one more token from p
-        nxt = draw(p[a][None], u_new)
+    # the first rejected position takes its residual draw; if every draft was kept, one more token from p
+    nxt = tokens[a:a + 1] if a < k else draw(p[k:], u_new)
     if keep is not None and bool(keep[a]):
-        nxt = kept[a][None]
-    return torch.cat([d[:a], nxt])
+        nxt = kept[a:a + 1]
+    return torch.cat([window.tokens[:a], nxt])
 
 
-def next_window(p: torch.Tensor, used: int, size: int, vocab: int, u: torch.Tensor) -> Window:
+def next_window(p: torch.Tensor, used: int, size: int, vocab: int, u: torch.Tensor,
+                previous: Window | None = None) -> Window:
     """Drafts for the next ``size`` positions: those this pass predicted (rows ``used``.. of ``p``) are drawn
-    from its p (the Jacobi update), the rest uniformly at random. ``u`` [size] uniforms."""
+    from its p (the Jacobi update), the rest uniformly at random. ``u`` [2 x size] uniforms. ``previous``
+    (coupled drafting): the window this pass verified, whose draft j sat at the position of row j of ``p``;
+    its drafts that are still ahead are coupled to the new distribution (``redraft``) instead of drawn afresh."""
     fresh = p[used:used + size]
     uniform = torch.full((size - fresh.shape[0], vocab), 1.0 / vocab, device=p.device)
     q = torch.cat([fresh, uniform])
-    return Window(draw(q, u), q)
+    tokens = draw(q, u[:size])
+    if previous is not None:
+        n = min(max(previous.tokens.shape[0] - used, 0), size)   # drafts still ahead
+        if n:
+            tokens[:n] = redraft(previous.tokens[used:used + n], previous.q[used:used + n], q[:n],
+                                 u[size:size + n], u[:n])
+    return Window(tokens, q)
+
+
+def redraft(old: torch.Tensor, q_old: torch.Tensor, q_new: torch.Tensor, u: torch.Tensor,
+            u_new: torch.Tensor) -> torch.Tensor:
+    """Maximal coupling: drafts ``old`` [K] drawn from ``q_old`` [K, V] become drafts distributed as ``q_new``
+    that equal ``old`` wherever the two distributions allow. ``u``, ``u_new`` [K] uniforms."""
+    return keep_or_resample(q_new, old, q_old, u, u_new)[0]
 
 
 def speculative_image(session, lm, target: Target, prompt: int, p0: torch.Tensor, gen: torch.Generator,
-                      window: int, forced=None, on_token=None) -> tuple[torch.Tensor, int]:
+                      window: int, forced=None, on_token=None, coupled: bool = False) -> tuple[torch.Tensor, int]:
     """Decode one image's ``target.total`` codes with SJD after its prompt rows (``prompt`` slots, already
     prefilled; ``p0`` [1, V] the distribution of code 0). ``forced``: (ids [N], regen [N]) for a masked
-    regeneration, or None; ``on_token(step, tokens)`` after each accepted token. Returns (codes [N],
-    forward passes)."""
+    regeneration, or None; ``on_token(step, tokens)`` after each accepted token; ``coupled``: MC-SJD's
+    coupled redrafting. Returns (codes [N], forward passes)."""
     total, device = target.total, session.device
     vocab = p0.shape[-1]
     keep_all = None if forced is None else ~forced[1]
@@ -110,7 +139,7 @@ def speculative_image(session, lm, target: Target, prompt: int, p0: torch.Tensor
         on_token(0, tokens[:1])
     done, passes = 1, 0
     size = min(window - 1, total - 1)
-    drafts = next_window(p0, 1, size, vocab, rand(window - 1)[:size])
+    drafts = next_window(p0, 1, size, vocab, rand(2 * (window - 1)))
     while done < total:
         k = min(drafts.tokens.shape[0], total - done - 1)   # drafts for positions done .. done + k - 1
         drafts = Window(drafts.tokens[:k], drafts.q[:k])
@@ -130,13 +159,13 @@ def speculative_image(session, lm, target: Target, prompt: int, p0: torch.Tensor
                 on_token(done + i, tokens[:done + i + 1])
         done += new.shape[0]
         size = max(min(window - 1, total - done - 1), 0)
-        drafts = next_window(p, new.shape[0], size, vocab, rand(window - 1)[:size])
+        drafts = next_window(p, new.shape[0], size, vocab, rand(2 * (window - 1)), drafts if coupled else None)
     return tokens, passes
 
 
 def generate_speculative(model, batch, n: int, target: Target, gens: list, window: int, forced=None,
-                         callback=None, open_session=None) -> tuple[torch.Tensor, int]:
-    """SJD for a CFG batch (rows [0, n) conditional, [n, 2n) unconditional), one image at a time; images with
+                         callback=None, open_session=None, coupled: bool = False) -> tuple[torch.Tensor, int]:
+    """SJD (MC-SJD with ``coupled``) for a CFG batch (rows [0, n) conditional, [n, 2n) unconditional), one image at a time; images with
     the same prompt rows share one prefill. Returns (codes [n, N], forward passes after the prefills).
     ``callback(step, total, tokens [n, step + 1])`` follows each accepted token of the image being decoded
     (earlier images are complete)."""
@@ -161,7 +190,8 @@ def generate_speculative(model, batch, n: int, target: Target, gens: list, windo
                     if callback:
                         callback(step, total, out[:, :step + 1])
                 f = None if forced is None else (forced.ids[i].to(device), forced.regen[i].to(device))
-                codes, p = speculative_image(session, lm, target, ids.shape[1], p0, gens[i], window, f, on_token)
+                codes, p = speculative_image(session, lm, target, ids.shape[1], p0, gens[i], window, f, on_token,
+                                             coupled)
                 out[i] = codes
                 passes += p
         k = last + 1

@@ -59,16 +59,16 @@ def _previewer(handle, every: int, method: str):
 SEQUENTIAL, SPECULATIVE = "exact sequential", "speculative (lossless)"
 SAMPLING = ("sampling", ([SEQUENTIAL, SPECULATIVE], {"default": SEQUENTIAL, "tooltip":
             "exact sequential: one token per forward pass. speculative (lossless): speculative Jacobi decoding "
-            "verifies a window of 16 draft tokens per pass and keeps several when the model agrees - the same "
-            "distribution, but a different sample than sequential for the same seed; the images of a batch are "
-            "then made one after another. Fastest on a GPU at batch 1."}))
+            "with coupled drafts (MC-SJD) verifies a window of 16 draft tokens per pass and keeps several when "
+            "the model agrees - the same distribution, but a different sample than sequential for the same "
+            "seed; the images of a batch are then made one after another. Fastest on a GPU at batch 1."}))
 SPECULATIVE_WINDOW = 16
 
 
 def _sampling_mode(sampling: str) -> dict:
     if sampling not in (SEQUENTIAL, SPECULATIVE):
         raise JanusError(f"sampling: {sampling!r} is not one of {SEQUENTIAL!r}, {SPECULATIVE!r}")
-    return {"parallel": "sjd", "window": SPECULATIVE_WINDOW} if sampling == SPECULATIVE else {}
+    return {"parallel": "mc-sjd", "window": SPECULATIVE_WINDOW} if sampling == SPECULATIVE else {}
 
 
 def _run(handle, prompt, n, node_id, preview_every, preview_method, sample=generate_image_tokens,

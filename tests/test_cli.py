@@ -219,5 +219,5 @@ def test_edit_and_speculative_generate(cli_model, tmp_path, capsys):
     assert json.loads((out / "janus_run.json").read_text())["command"] == "edit"
     fast = tmp_path / "sjd"
     assert main(["generate", "--model", str(cli_model), "--prompt", "a red circle", "--seed", "5",
-                 "--parallel", "sjd", "--window", "8", "--out", str(fast), "--json"]) == 0
+                 "--parallel", "mc-sjd", "--window", "8", "--out", str(fast), "--json"]) == 0
     assert load_file(json.loads(capsys.readouterr().out)["tokens"])["tokens"].shape == (1, 24, 24)

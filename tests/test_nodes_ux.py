@@ -231,4 +231,7 @@ def test_speculative_sampling_option(pack, handle):
                        sampling="speculative (lossless)"))[0]
     again = result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=2, preview_every=0,
                         sampling="speculative (lossless)"))[0]
+    exact = result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", seed=2, preview_every=0,
+                        sampling="exact sequential"))[0]
     assert fast.tokens.shape == (1, 24, 24) and torch.equal(fast.tokens, again.tokens)
+    assert not torch.equal(fast.tokens, exact.tokens)  # another sample of the same distribution

@@ -1,9 +1,11 @@
-"""Speculative Jacobi decoding is lossless: its samples follow exactly the sequential sampler's distribution.
+"""Speculative Jacobi decoding (SJD, and MC-SJD's coupled redrafting) is lossless: its samples follow exactly
+the sequential sampler's distribution.
 
 A tiny random model with a 4-code codebook and a 2x2 grid makes the joint distribution of a whole image
 (4**4 = 256 outcomes) computable exactly by teacher forcing. Thousands of speculative samples (fixed seeds,
 so each test is deterministic) are compared with it by a chi-square test at a false-alarm rate of 1e-3 per
-configuration; a deliberately wrong acceptance rule must fail the same test.
+configuration; a deliberately wrong acceptance rule, or a redrafting that keeps old drafts regardless of the
+new distribution, must fail the same test.
 """
 
 import itertools
@@ -96,11 +98,12 @@ SETTINGS = [dict(cfg=1.0, temperature=1.0, top_k=0, top_p=1.0),
             dict(cfg=5.0, temperature=1.0, top_k=0, top_p=1.0)]
 
 
+@pytest.mark.parametrize("mode", ["sjd", "mc-sjd"])
 @pytest.mark.parametrize("setting", SETTINGS, ids=["t1", "t0.7-topk3", "cfg5"])
-def test_speculative_samples_follow_the_exact_distribution(small, setting):
+def test_speculative_samples_follow_the_exact_distribution(small, setting, mode):
     expected = exact_joint(small, **setting)
     assert abs(float(expected.sum()) - 1) < 1e-4
-    counts = sample_counts(small, 2000, "sjd", **setting)
+    counts = sample_counts(small, 2000, mode, **setting)
     assert chi_square_pvalue(counts, expected) > ALPHA
 
 
@@ -117,6 +120,16 @@ def test_the_test_rejects_a_wrong_acceptance_rule(small, monkeypatch):
     assert chi_square_pvalue(counts, expected) < ALPHA
 
 
+def test_the_test_rejects_keeping_old_drafts(small, monkeypatch):
+    """MC-SJD redrafting that always keeps a position's old draft (its marginal is then the old q, not the new
+    one the verification divides by) must be caught too."""
+    setting = SETTINGS[0]
+    expected = exact_joint(small, **setting)
+    monkeypatch.setattr(speculative, "redraft", lambda old, q_old, q_new, u, u_new: old)
+    counts = sample_counts(small, 2000, "mc-sjd", **setting)
+    assert chi_square_pvalue(counts, expected) < ALPHA
+
+
 def test_sequential_sampler_passes_the_same_test(small):
     """Calibration: the one-token-per-pass sampler is judged by the same statistic."""
     setting = SETTINGS[2]
@@ -124,10 +137,11 @@ def test_sequential_sampler_passes_the_same_test(small):
     assert chi_square_pvalue(counts, exact_joint(small, **setting)) > ALPHA
 
 
-def test_greedy_speculative_equals_greedy(tiny_model):
+@pytest.mark.parametrize("mode", ["sjd", "mc-sjd"])
+def test_greedy_speculative_equals_greedy(tiny_model, mode):
     a = generate_image_tokens(tiny_model, PROMPT, n=1, temperature=0)
     stats = {}
-    b = generate_image_tokens(tiny_model, PROMPT, n=1, temperature=0, parallel="sjd", window=8, stats=stats)
+    b = generate_image_tokens(tiny_model, PROMPT, n=1, temperature=0, parallel=mode, window=8, stats=stats)
     # both are argmax chains of the same logits; different window shapes round differently, so a step whose
     # top-2 margin is within float noise may differ (none does on this model at fp32 today)
     assert torch.equal(a, b)
@@ -171,7 +185,7 @@ def test_callback_and_cancel(tiny_model):
 
 def test_bad_parallel_arguments(tiny_model):
     from janus_runtime import JanusError
-    with pytest.raises(JanusError, match="parallel must be one of off, sjd"):
+    with pytest.raises(JanusError, match="parallel must be one of off, sjd, mc-sjd"):
         generate_image_tokens(tiny_model, PROMPT, parallel="fast")
     with pytest.raises(JanusError, match="window must be a whole number, at least 2"):
         generate_image_tokens(tiny_model, PROMPT, parallel="sjd", window=1)
