@@ -107,7 +107,7 @@ def random_components(cfg_raw: dict, components, device, dtype, ops=nn, seed: in
     """Our modules for ``components`` with random weights allocated directly on ``device``."""
     cfg = parse_config(cfg_raw)
     modules = build_components(cfg, tuple(components), dtype, ops)
-    for name, m in modules.items():
+    for m in modules.values():
         init_random_(m.to_empty(device=device), seed).eval().requires_grad_(False)
     return modules
 

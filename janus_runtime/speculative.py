@@ -185,7 +185,7 @@ def generate_speculative(model, batch, n: int, target: Target, gens: list, windo
                 out = torch.zeros(n, total, dtype=torch.long, device=device)
             p0 = target.probs(lm.gen_head(session.prefill(lm.embed_text(ids.to(device)))[:, -1:]), 0)  # [1, V]
             for i in range(k, last + 1):
-                def on_token(step, tokens, i=i):
+                def on_token(step, tokens, i=i, out=out):
                     out[i, :step + 1] = tokens
                     if callback:
                         callback(step, total, out[:, :step + 1])

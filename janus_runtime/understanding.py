@@ -93,10 +93,10 @@ def decode_text(session: LMSession, sampler: TextSampler, hidden: torch.Tensor, 
     out = torch.full((hidden.shape[0], max_new_tokens), sampler.eos, dtype=torch.long, device=hidden.device)
     done = torch.zeros(hidden.shape[0], dtype=torch.bool, device=hidden.device)
     for step in range(max_new_tokens):
-        if step:
-            hidden = session.step(sampler.lm.embed_text(tok)[:, None])[:, -1]
-        tok = out[:, step] = sampler.next_tokens(hidden, out[:, :step], done)
-        done |= tok == sampler.eos
+        if step:  # feed the previous step's ids
+            hidden = session.step(sampler.lm.embed_text(out[:, step - 1])[:, None])[:, -1]
+        out[:, step] = sampler.next_tokens(hidden, out[:, :step], done)
+        done |= out[:, step] == sampler.eos
         if on_step:
             on_step(step, out[:, :step + 1])
         if bool(done.all()):  # host sync once per token: the price of stopping at EOS

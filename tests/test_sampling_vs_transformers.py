@@ -88,7 +88,7 @@ def test_repetition_penalty_matches_transformers(tiny_model):
     # penalty makes it repeat); 0.7 rewards repeats and changes the greedy choices.
     for penalty in (1.5, 0.7):
         raw = []
-        handle = lm_head.register_forward_hook(lambda m, i, o: raw.append(o.detach().float().clone()))
+        handle = lm_head.register_forward_hook(lambda m, i, o, raw=raw: raw.append(o.detach().float().clone()))
         try:
             answer = understand_batch(tiny_model, [([], "Write a short poem about the sea.")], max_new_tokens=24,
                                       repetition_penalty=penalty, temperature=0)[0]
