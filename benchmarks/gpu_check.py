@@ -24,6 +24,9 @@ a time budget (the whole run stays within --budget seconds; a phase out of time 
    draw's distance to a bin edge), a second compiled call reuses the captured graphs, another batch size
    works, Cancel mid-generation leaves the model reusable, masked regeneration reproduces the kept draws.
 4. fp8 weight storage: our 7B alone, bf16 then the same weights stored in fp8: peak VRAM and ms/step.
+5. speculative decoding (1B, eager): whole images at batch 1 and 4, sequential vs SJD vs MC-SJD (window 16):
+   seconds, forward passes and ms per pass. Random weights: the passes are not what trained weights give;
+   the cost of a 16-position pass against a one-token step is what carries over.
 
 ``--quick`` runs every phase on the CPU with tiny sizes and a 4 x 4 token grid (CI runs it so this script
 never rots); its figures mean nothing.
@@ -746,6 +749,57 @@ def fp8_phase(p: Phase, size: str, args, device, bandwidth: float):
 
 
 # ------------------------------------------------------------------------------------------------------------
+# 5. speculative decoding: seconds, forward passes and the cost of a window pass vs a one-token step
+
+SPECULATIVE_MODES, SPECULATIVE_WINDOW = ("off", "sjd", "mc-sjd"), 16
+
+
+def speculative_phase(p: Phase, size: str, batches, args, device):
+    dtype = torch.bfloat16 if cuda(device) else torch.float32
+    cfg_raw = official_config(size, image_size=384 if not args.quick else QUICK_IMAGE_SIZE)
+    free_memory(device)
+    model = common.janus_model(cfg_raw, common.text_processor(), dtype,
+                               lm=random_components(cfg_raw, ("lm",), device, dtype)["lm"])
+    p.rec.update(window=SPECULATIVE_WINDOW, dtype=str(dtype).replace("torch.", ""),
+                 note="random weights, gen head as drawn: passes per image are not those of trained weights")
+
+    def run(n: int, mode: str, cancel_at: int | None = None) -> dict:
+        stats = {}
+
+        def stop(step, total, tokens):
+            if cancel_at is not None and step >= cancel_at:
+                raise Cancelled
+        sync(device)
+        t = time.perf_counter()
+        try:
+            generate_image_tokens(model, PROMPT, n=n, seed=0, parallel=mode, window=SPECULATIVE_WINDOW,
+                                  stats=stats, callback=stop)
+        except Cancelled:
+            return {}
+        sync(device)
+        seconds = time.perf_counter() - t
+        return {"s": seconds, "passes": stats["forward_passes"], "ms_per_pass": seconds * 1e3 / stats["forward_passes"]}
+    for mode in SPECULATIVE_MODES:  # warm-up: kernels and allocator, a few tokens each
+        run(1, mode, cancel_at=8)
+    for n in batches:
+        cell = p.rec.setdefault(f"batch_{n}", {})
+        for mode in SPECULATIVE_MODES:
+            if p.left() < 10:
+                cell[mode] = "skipped: out of time"
+                continue
+            cell[mode] = run(n, mode)
+            log.info("%s speculative b=%d %s: %s", size, n, mode, cell[mode])
+            p.save()
+        if isinstance(cell.get("off"), dict):
+            for mode in SPECULATIVE_MODES[1:]:
+                if isinstance(cell.get(mode), dict):
+                    cell[mode]["wall_speedup"] = cell["off"]["s"] / cell[mode]["s"]
+                    cell[mode]["pass_cost_vs_step"] = cell[mode]["ms_per_pass"] / cell["off"]["ms_per_pass"]
+    del model
+    free_memory(device)
+
+
+# ------------------------------------------------------------------------------------------------------------
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -778,8 +832,8 @@ def main(argv=None):
     big, small = ("tiny-b", "tiny") if args.quick else ("pro-7b", "pro-1b")
     args.checks_on = small
     # (phase, share of the time): each phase gets its share of what is left, so time saved early is reused
-    plan = [("environment", 0.03), ("parity", 0.10), (f"speed_{big}", 0.40), (f"speed_{small}", 0.37),
-            (f"fp8_{big}", 0.10)]
+    plan = [("environment", 0.03), ("parity", 0.10), (f"speed_{big}", 0.36), (f"speed_{small}", 0.31),
+            (f"fp8_{big}", 0.08), (f"speculative_{small}", 0.12)]
     bandwidth = None
     try:
         for i, (name, share) in enumerate(plan):
@@ -798,6 +852,9 @@ def main(argv=None):
                                 bandwidth or copy_bandwidth(device), first_size=size == big)
                 elif name.startswith("fp8_"):
                     fp8_phase(p, name[len("fp8_"):], args, device, bandwidth or copy_bandwidth(device))
+                elif name.startswith("speculative_"):
+                    speculative_phase(p, name[len("speculative_"):], (1, 4) if not args.quick else (1, 2), args,
+                                      device)
     except OutOfTime:
         report.data["stopped"] = "time budget spent; later phases did not run"
     finally:

@@ -22,7 +22,7 @@ def test_gpu_check_quick_runs_every_phase(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     report = json.loads((out / "gpu_check.json").read_text())
     phases = report["phases"]
-    assert list(phases) == ["environment", "parity", "speed_tiny-b", "speed_tiny", "fp8_tiny-b"]
+    assert list(phases) == ["environment", "parity", "speed_tiny-b", "speed_tiny", "fp8_tiny-b", "speculative_tiny"]
     assert {k: v["status"] for k, v in phases.items()} == dict.fromkeys(phases, "ok"), \
         {k: (v["status"], v.get("traceback", "")[-1500:]) for k, v in phases.items()}
 
@@ -55,3 +55,11 @@ def test_gpu_check_quick_runs_every_phase(tmp_path):
     assert fp8["fp8_e4m3fn"]["weights_bytes"] < fp8["float32"]["weights_bytes"]
     for storage in ("float32", "fp8_e4m3fn"):
         assert fp8[storage]["eager"]["step_ms"] > 0
+
+    spec = phases["speculative_tiny"]
+    for n in (1, 2):
+        cell = spec[f"batch_{n}"]
+        assert cell["off"]["passes"] == 16 - 1  # one pass per token after the prefill (4 x 4 grid)
+        for mode in ("sjd", "mc-sjd"):  # images one after another: each takes between 1 and 15 passes
+            assert n <= cell[mode]["passes"] <= n * 15 and cell[mode]["wall_speedup"] > 0, (n, mode, cell[mode])
+
