@@ -795,8 +795,6 @@ def speculative_phase(p: Phase, size: str, batches, args, device):
                 if isinstance(cell.get(mode), dict):
                     cell[mode]["wall_speedup"] = cell["off"]["s"] / cell[mode]["s"]
                     cell[mode]["pass_cost_vs_step"] = cell[mode]["ms_per_pass"] / cell["off"]["ms_per_pass"]
-    del model
-    free_memory(device)
 
 
 # ------------------------------------------------------------------------------------------------------------
