@@ -480,10 +480,15 @@ def _add_generate(sub):
                     help="sjd: speculative Jacobi decoding, several tokens per forward pass (the same distribution, "
                          "a different sample); mc-sjd: the same with coupled redrafting (fewer passes)")
     sp.add_argument("--window", type=_positive_int, default=16, help="draft positions per pass with --parallel")
+    _image_output_args(sp)
+    sp.set_defaults(func=cmd_generate)
+
+
+def _image_output_args(sp):
+    """Where generate and edit write their images, tokens and run manifest."""
     sp.add_argument("--out", required=True, help="output folder for PNGs, tokens.safetensors and janus_run.json")
     sp.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
     sp.add_argument("--json", action="store_true")
-    sp.set_defaults(func=cmd_generate)
 
 
 def _add_edit(sub):
@@ -497,9 +502,7 @@ def _add_edit(sub):
     sp.add_argument("--cfg", type=float, default=5.0, help="guidance weight w (Janus-4o: 5)")
     sp.add_argument("--image-cfg", type=float, default=5.0, help="weight w2 of the SigLIP-only row (Janus-4o: 5)")
     _sampling_args(sp, 1.0)
-    sp.add_argument("--out", required=True, help="output folder for PNGs, tokens.safetensors and janus_run.json")
-    sp.add_argument("--overwrite", action="store_true", help="replace the outputs of an earlier run in --out")
-    sp.add_argument("--json", action="store_true")
+    _image_output_args(sp)
     sp.set_defaults(func=cmd_edit)
 
 
