@@ -148,26 +148,29 @@ def test_greedy_speculative_equals_greedy(tiny_model, mode):
     assert stats["forward_passes"] < 575
 
 
-def test_image_k_depends_only_on_seed_and_k(tiny_model):
-    pair = generate_image_tokens(tiny_model, PROMPT, n=2, seed=3, parallel="sjd", window=8)
-    again = generate_image_tokens(tiny_model, PROMPT, n=2, seed=3, parallel="sjd", window=8)
-    alone = generate_image_tokens(tiny_model, PROMPT, n=1, seed=3, parallel="sjd", window=8)
+@pytest.mark.parametrize("mode", ["sjd", "mc-sjd"])
+def test_image_k_depends_only_on_seed_and_k(tiny_model, mode):
+    pair = generate_image_tokens(tiny_model, PROMPT, n=2, seed=3, parallel=mode, window=8)
+    again = generate_image_tokens(tiny_model, PROMPT, n=2, seed=3, parallel=mode, window=8)
+    alone = generate_image_tokens(tiny_model, PROMPT, n=1, seed=3, parallel=mode, window=8)
     assert torch.equal(pair, again)
     assert torch.equal(pair[:1], alone)  # images run one at a time: the same computation, bit for bit
 
 
-def test_masked_regeneration_keeps_tokens(tiny_model):
+@pytest.mark.parametrize("mode", ["sjd", "mc-sjd"])
+def test_masked_regeneration_keeps_tokens(tiny_model, mode):
     base = generate_image_tokens(tiny_model, PROMPT, n=1, seed=1)
     mask = torch.zeros(24, 24, dtype=torch.bool)
     mask[12:] = True
     mask[2, 3] = True
     out = generate_image_tokens(tiny_model, "A blue square", n=1, seed=2, init_tokens=base, mask=mask,
-                                parallel="sjd", window=8)
+                                parallel=mode, window=8)
     assert torch.equal(out[:, ~mask], base[:, ~mask])
     assert bool((out[:, mask] != base[:, mask]).any())
 
 
-def test_callback_and_cancel(tiny_model):
+@pytest.mark.parametrize("mode", ["sjd", "mc-sjd"])
+def test_callback_and_cancel(tiny_model, mode):
     seen = []
 
     class Stop(Exception):
@@ -178,7 +181,7 @@ def test_callback_and_cancel(tiny_model):
         if step == 40:
             raise Stop
     with pytest.raises(Stop):
-        generate_image_tokens(tiny_model, PROMPT, n=1, seed=1, parallel="sjd", window=8, callback=cb)
+        generate_image_tokens(tiny_model, PROMPT, n=1, seed=1, parallel=mode, window=8, callback=cb)
     assert seen == list(range(41))
     assert tiny_model.lm.language_model.key_valid is None  # cache released
 
