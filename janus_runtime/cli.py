@@ -433,7 +433,9 @@ def _model_args(sp):
                          "hf:owner/name to download from Hugging Face")
     sp.add_argument("--device", default=None, help="cpu, cuda, cuda:1, mps (default: best available)")
     sp.add_argument("--dtype", default="auto", choices=["auto", "bf16", "fp16", "fp32"],
-                    help="auto (bf16 on CUDA, else fp32), bf16, fp16, fp32")
+                    help="auto (bf16 on CUDA GPUs with bf16 and on CPUs with native bf16 (AVX512-BF16 or "
+                         "AMX), where it is faster, the VQ decoder staying fp32 on CPUs; else fp32), bf16, "
+                         "fp16, fp32")
 
 def _sampling_args(sp, temperature):
     sp.add_argument("--temperature", type=float, default=temperature, help="0 = greedy/argmax")

@@ -68,7 +68,7 @@ def _fit_colour_table(model: JanusModel) -> torch.Tensor:
     gen = torch.Generator().manual_seed(0)
     codes = torch.randint(0, model.config.vq.codebook_size, (1, g, g), generator=gen)
     with torch.inference_mode():
-        pixels = vq.decode(codes.to(model.device_for("vq")), model.dtype).float().cpu()  # [1, 3, 16g, 16g]
+        pixels = vq.decode(codes.to(model.device_for("vq")), model.dtype_for("vq")).float().cpu()  # [1, 3, 16g, 16g]
         colour = F.avg_pool2d(((pixels + 1) / 2).clamp(0, 1), 16)[0]   # [3, g, g]: mean colour per cell
         vectors = code_vectors(model, codes)[0]                         # [embed_dim, g, g]
         inner = (slice(None), slice(1, -1), slice(1, -1))
@@ -117,7 +117,7 @@ def decoder_preview_image(model: JanusModel, codes: torch.Tensor) -> Image.Image
     grid = codes.reshape(-1)[:rows * g].reshape(1, rows, g)
     with torch.inference_mode():
         vq = model.require("vq")
-        pixels = vq.decode(grid.to(model.device_for("vq")), model.dtype)
+        pixels = vq.decode(grid.to(model.device_for("vq")), model.dtype_for("vq"))
     canvas = Image.new("RGB", (side, side), UNFINISHED)
     canvas.paste(Image.fromarray(to_uint8_official(pixels)[0].cpu().numpy()), (0, 0))
     return canvas

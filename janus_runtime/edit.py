@@ -82,8 +82,8 @@ def edit_embeddings(model: JanusModel, rows: EditRows, images: list) -> tuple[to
     pixels = torch.stack([pixels_from_pil(im, model.config.image_size) for im in images])   # [k, 3, 384, 384]
     if not torch.isfinite(pixels).all():
         raise JanusError("image: the input image holds NaN or infinite values")
-    feats = vision(pixels.to(model.device_for("vision"), model.dtype))                     # [k, 576, n]
-    codes = vq.encode(pixels.to(model.device_for("vq"), model.dtype))                       # [k, 24, 24]
+    feats = vision(pixels.to(model.device_for("vision"), model.dtype_for("vision")))       # [k, 576, n]
+    codes = vq.encode(pixels.to(model.device_for("vq"), model.dtype_for("vq")))             # [k, 24, 24]
     code_embeds = lm.embed_image_codes(codes.flatten(1).to(device))                         # [k, 576, n]
     embeds = lm.embed_text(rows.ids.to(device)).clone()
     feats = feats.to(device, embeds.dtype)

@@ -46,7 +46,7 @@ def decode_tokens(model: JanusModel, tokens: torch.Tensor, batch_size: int = 4, 
     device = model.device_for("vq")
     outs = []
     for i in range(0, tokens.shape[0], batch_size):
-        outs.append(vq.decode(tokens[i:i + batch_size].to(device), model.dtype).float())
+        outs.append(vq.decode(tokens[i:i + batch_size].to(device), model.dtype_for("vq")).float())
         if callback:
             callback(min(i + batch_size, tokens.shape[0]), tokens.shape[0])
     return torch.cat(outs)
@@ -62,5 +62,5 @@ def encode_images(model: JanusModel, images: list, batch_size: int = 4) -> torch
     outs = []
     for i in range(0, len(images), batch_size):
         px = torch.stack([pixels_from_pil(im, model.config.image_size) for im in images[i:i + batch_size]])
-        outs.append(vq.encode(px.to(device, model.dtype)))
+        outs.append(vq.encode(px.to(device, model.dtype_for("vq"))))
     return torch.cat(outs)

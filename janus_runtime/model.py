@@ -65,10 +65,32 @@ def check_device(name, label: str = "device") -> str:
     return name
 
 
+# CPU instruction sets whose bf16 matrix products run natively (oneDNN): AVX512-BF16 and AMX. Elsewhere bf16 is
+# emulated and slower than fp32.
+CPU_BF16_PROBES = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (torch's capability probes; a probe this torch lacks, or one
+    that fails, counts as no)."""
+    for name in CPU_BF16_PROBES:
+        probe = getattr(torch.cpu, name, None)
+        try:
+            if probe is not None and probe():
+                return True
+        except Exception:  # noqa: BLE001 - a capability probe that fails means "not known to be there"
+            continue
+    return False
+
+
 def default_dtype(device) -> torch.dtype:
-    """bf16 where it is fast and safe (CUDA with bf16 support), fp32 elsewhere (CPU, MPS, old GPUs)."""
+    """The compute dtype of ``dtype="auto"``: bf16 on CUDA GPUs with bf16 support and on CPUs with native bf16
+    (there a decode step, which reads every weight once, ran 1.66x faster in bf16 than in fp32:
+    benchmarks/RESULTS.md, "CPU: bf16 or fp32"), fp32 elsewhere (other CPUs, MPS, old GPUs)."""
     device = torch.device(device)
     if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    if device.type == "cpu" and cpu_has_native_bf16():
         return torch.bfloat16
     return torch.float32
 
@@ -83,6 +105,17 @@ def parse_dtype(dtype, device) -> torch.dtype:
     return DTYPES[dtype]
 
 
+def component_dtypes(dtype, device) -> dict[str, torch.dtype]:
+    """The compute dtype of each component for ``dtype`` on ``device``. An explicit dtype applies to all
+    three; "auto" on a CPU keeps the VQ model in fp32 whatever the others get: in bf16 its ~30 convolutions
+    move decoded pixels by up to 16 uint8 levels from fp32 (benchmarks/RESULTS.md)."""
+    compute = parse_dtype(dtype, device)
+    dtypes = dict.fromkeys(COMPONENTS, compute)
+    if (dtype is None or dtype == "auto") and torch.device(device).type == "cpu":
+        dtypes["vq"] = torch.float32
+    return dtypes
+
+
 def module_device(module: nn.Module) -> torch.device:
     return next(module.parameters()).device
 
@@ -91,8 +124,10 @@ def module_device(module: nn.Module) -> torch.device:
 class JanusModel:
     """Everything one checkpoint provides. Components may be None when not loaded.
 
-    ``dtype`` is the compute dtype; weights may be stored in another one (e.g. fp8) when ``ops`` cast them
-    per layer. Each component's device is wherever its parameters are now (a memory manager may move them).
+    ``dtype`` is the compute dtype of the language model, and of every component ``dtypes`` does not name
+    (``dtype_for`` says which a component computes in); weights may be stored in another one (e.g. fp8) when
+    ``ops`` cast them per layer. Each component's device is wherever its parameters are now (a memory
+    manager may move them).
     """
     config: JanusConfig
     folder: Path
@@ -102,6 +137,9 @@ class JanusModel:
     vision: VisionEncoder | None = None
     vq: VQModel | None = None
     load_seconds: float = 0.0
+    # Components that compute in another dtype than ``dtype`` (load_model: the VQ model in fp32 under "auto"
+    # on a CPU)
+    dtypes: dict[str, torch.dtype] = field(default_factory=dict)
     # Where to compute. None: wherever each component's weights are. A memory manager that keeps some
     # weights offloaded (ComfyUI lowvram, dynamic VRAM) sets its compute device with set_compute_device.
     compute_device: torch.device | None = None
@@ -124,12 +162,18 @@ class JanusModel:
         """The device that component ``name`` computes on."""
         return self.compute_device or module_device(self.require(name))
 
+    def dtype_for(self, name: str) -> torch.dtype:
+        """The dtype that component ``name`` computes in."""
+        return self.dtypes.get(name, self.dtype)
+
 
 def build_components(cfg: JanusConfig, components, dtype, ops) -> dict:
-    """Construct modules without allocating or initialising weights (meta device)."""
-    makers = {"lm": lambda: JanusLM(cfg, dtype=dtype, ops=ops),
-              "vision": lambda: VisionEncoder(cfg.vision, cfg.aligner, dtype=dtype, ops=ops),
-              "vq": lambda: VQModel(cfg.vq, dtype=dtype, ops=ops)}
+    """Construct modules without allocating or initialising weights (meta device). ``dtype``: one torch dtype
+    for all, or {component: dtype}."""
+    dtypes = dtype if isinstance(dtype, dict) else dict.fromkeys(COMPONENTS, dtype)
+    makers = {"lm": lambda: JanusLM(cfg, dtype=dtypes["lm"], ops=ops),
+              "vision": lambda: VisionEncoder(cfg.vision, cfg.aligner, dtype=dtypes["vision"], ops=ops),
+              "vq": lambda: VQModel(cfg.vq, dtype=dtypes["vq"], ops=ops)}
     with torch.device("meta"):
         return {c: makers[c]() for c in components}
 
@@ -149,7 +193,8 @@ def load_model(source: str | Path, device="cpu", dtype=None, *, components=COMPO
                weight_dtype=None, chat_format: str = "auto", download_dir=None) -> JanusModel:
     """Load a Janus checkpoint (folder or HF repo id) onto ``device``.
 
-    ``dtype``: compute dtype ("auto", "bf16", "fp16", "fp32" or a torch dtype). ``weight_dtype``: optional
+    ``dtype``: compute dtype ("auto", "bf16", "fp16", "fp32" or a torch dtype; see ``component_dtypes``
+    for what "auto" picks on ``device``). ``weight_dtype``: optional
     storage dtype for the LM's big matrices (e.g. torch.float8_e4m3fn); requires ``ops`` that cast weights
     per layer (ComfyUI's ``comfy.ops.manual_cast`` or ``janus_runtime.ops.cast_ops``). ``ops`` may build
     layers that start without weights (ComfyUI's dynamic VRAM): shapes are checked on plain-torch twins.
@@ -159,24 +204,26 @@ def load_model(source: str | Path, device="cpu", dtype=None, *, components=COMPO
     folder = resolve_model_path(source, download_dir)
     cfg = load_config(folder)
     text = TextProcessor(folder, chat_format)
-    dtype = parse_dtype(dtype, device)
+    dtypes = component_dtypes(dtype, device)
     unknown = set(components) - set(COMPONENTS)
     if unknown or not components:
         raise JanusError(f"components must be a non-empty subset of {COMPONENTS}; got {components!r}")
     if weight_dtype is not None and ops is None:
         from .ops import cast_ops
         ops = cast_ops
-    twins = build_components(cfg, components, dtype, nn)
+    twins = build_components(cfg, components, dtypes, nn)
 
     def dtype_for(comp, key, t):
         if weight_dtype is not None and comp == "lm" and t.ndim == 2 and ".layers." in key:
             return weight_dtype
-        return dtype
+        return dtypes[comp]
 
     state = load_state_dicts(folder, cfg.layout, twins, device, dtype_for)
-    modules = twins if ops in (None, nn) else build_components(cfg, components, dtype, ops)
+    modules = twins if ops in (None, nn) else build_components(cfg, components, dtypes, ops)
     for comp, module in modules.items():
         _assign(module, state.pop(comp), f"{folder} ({comp})")
     seconds = time.perf_counter() - start
     log.info("Loaded %s (%s layout) in %.2fs", folder, cfg.layout, seconds)
-    return JanusModel(config=cfg, folder=folder, text=text, dtype=dtype, load_seconds=seconds, **modules)
+    others = {c: d for c, d in dtypes.items() if d != dtypes["lm"]}
+    return JanusModel(config=cfg, folder=folder, text=text, dtype=dtypes["lm"], dtypes=others,
+                      load_seconds=seconds, **modules)

@@ -57,7 +57,7 @@ def embed_prompt(model: JanusModel, ids: torch.Tensor, images: list) -> torch.Te
     if flat:
         vision = model.require("vision")
         px = torch.stack([pixels_from_pil(im, model.config.image_size) for im in flat])
-        feats = vision(px.to(model.device_for("vision"), model.dtype)).to(ids.device, embeds.dtype)
+        feats = vision(px.to(model.device_for("vision"), model.dtype_for("vision"))).to(ids.device, embeds.dtype)
         embeds[ids == model.text.ids.image] = feats.reshape(-1, feats.shape[-1])
     return embeds
 

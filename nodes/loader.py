@@ -120,17 +120,26 @@ def storage_choices() -> list[str]:
     return list(STORAGE) if mm.get_torch_device().type == "cuda" else [SAME_AS_COMPUTE]
 
 
-def pick_dtype(choice: str, device) -> torch.dtype:
+def pick_dtype(choice: str, device):
+    """What to load with: an explicit choice as given; "auto" asks ComfyUI on a GPU, and on a CPU (where
+    ComfyUI answers fp32 for every device) leaves it to the runtime's rule (bf16 where the CPU has native
+    bf16, the VQ decoder in fp32), unless ComfyUI was started with --force-fp32."""
     import comfy.model_management as mm
     if DTYPES.get(choice) is not None:
         return DTYPES[choice]
     if choice != "auto":
         raise JanusError(f"dtype: {choice!r} is not one of {', '.join(DTYPES)}")
+    if torch.device(device).type == "cpu":
+        return torch.float32 if getattr(mm, "FORCE_FP32", False) else "auto"
     if mm.should_use_bf16(device):
         return torch.bfloat16
     if mm.should_use_fp16(device):
         return torch.float16
     return torch.float32
+
+
+def _dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).replace("torch.", "")
 
 
 class JanusModelLoader:
@@ -151,7 +160,9 @@ class JanusModelLoader:
                       "A model folder in models/janus (installed), or a Hugging Face repository marked "
                       "(download): downloaded there on first use (Janus-Pro-1B ~4 GB, Janus-Pro-7B ~15 GB)."}),
             "dtype": (list(DTYPES), {"default": "auto", "tooltip":
-                      "Compute precision. auto: bf16 where the GPU supports it, else fp16, fp32 on CPU."}),
+                      "Compute precision. auto: bf16 where the GPU supports it, else fp16; on a CPU bf16 "
+                      "where it has native bf16 (AVX512-BF16 or AMX; faster), else fp32, with the VQ decoder "
+                      "in fp32."}),
             "weight_storage": (storage_choices(), {"default": SAME_AS_COMPUTE, "tooltip":
                                "Store the language model's layer weights in fp8 (about half the memory, "
                                "upcast one layer at a time) for Janus-Pro-7B on GPUs under 16 GB. "
@@ -188,6 +199,8 @@ class JanusModelLoader:
                              f"choose 'same as compute'.")
         folder = resolve_model_folder(model)
         load_device, offload_device = mm.get_torch_device(), mm.unet_offload_device()
+        # "auto" for a CPU load device is resolved by load_model for offload_device: the CPU too (ComfyUI
+        # offloads to the CPU, or to the load device itself)
         compute = pick_dtype(dtype, load_device)
         jm = load_model(folder, device=offload_device, dtype=compute, ops=comfy.ops.manual_cast,
                         weight_dtype=storage_dtype)
@@ -204,8 +217,9 @@ class JanusModelLoader:
         handle = JanusHandle(model=jm, patchers=patchers,
                              codebook_id=codebook_fingerprint(jm))
         lang = jm.config.language
+        vq_dtype = "" if jm.dtype_for(VQ) == jm.dtype else f" (VQ {_dtype_name(jm.dtype_for(VQ))})"
         summary = (f"{model}: {lang.num_hidden_layers} layers x {lang.hidden_size}, compute "
-                   f"{str(compute).replace('torch.', '')}, weights {weight_storage}, on {load_device}")
+                   f"{_dtype_name(jm.dtype)}{vq_dtype}, weights {weight_storage}, on {load_device}")
         log.info("Janus: loaded %s", summary)
         return {"ui": {"text": [summary]}, "result": (handle,)}
 

@@ -39,8 +39,8 @@ class JanusHandle:
                            codebook_size=self.model.config.vq.codebook_size, codebook_id=self.codebook_id)
 
 
-def _itemsize(handle: JanusHandle) -> int:
-    return torch.empty((), dtype=handle.model.dtype).element_size()
+def _itemsize(handle: JanusHandle, part: str = "lm") -> int:
+    return torch.empty((), dtype=handle.model.dtype_for(part)).element_size()
 
 
 def kv_cache_bytes(handle: JanusHandle, rows: int, length: int) -> int:
@@ -64,11 +64,11 @@ def understanding_bytes(handle: JanusHandle, rows: int, images: int, max_new_tok
     c = cfg.language
     length = 96 + images * (cfg.num_image_tokens + 2) + max_new_tokens
     prefill = rows * length * (4 * c.hidden_size + 2 * c.intermediate_size) * _itemsize(handle)
-    vision = images * cfg.num_image_tokens * cfg.vision.mlp_dim * 4 * _itemsize(handle)
+    vision = images * cfg.num_image_tokens * cfg.vision.mlp_dim * 4 * _itemsize(handle, "vision")
     return kv_cache_bytes(handle, rows, length) + prefill + vision + rows * c.vocab_size * 4 * 2
 
 
 def vq_bytes(handle: JanusHandle, batch: int) -> int:
     """The decoder's largest activations: a few copies of [batch, ch, 384, 384]."""
     cfg = handle.model.config
-    return 8 * batch * cfg.vq.ch * cfg.image_size ** 2 * _itemsize(handle)
+    return 8 * batch * cfg.vq.ch * cfg.image_size ** 2 * _itemsize(handle, "vq")
