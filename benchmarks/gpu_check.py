@@ -54,22 +54,20 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "tests"))  # the reference outputs and the bf16 agreement checks
 
 import common  # noqa: E402
 from common import (PROMPT, Cancelled, copy_bandwidth, models_on_shared_weights, official_config,  # noqa: E402
                     random_components, run_hf_janus, run_official, run_ours, spread, sync)
 from janus_runtime import decode_tokens, generate_image_tokens, score_image_tokens  # noqa: E402
 from janus_runtime.sampling import image_seed  # noqa: E402
+from reference_agreement import (BF16_LOGITS_REL, bf16_agreement, load_reference, max_err,  # noqa: E402
+                                 reference_outputs, within)
 
 log = logging.getLogger("gpu_check")
 QUESTION = "Describe the shapes and colors in this image."
 QUICK_IMAGE_SIZE = 64  # --quick: a 4 x 4 token grid
 METHODS = ("ours_eager", "ours_compiled", "official", "hf_generate")
-# bf16 vs fp32 tolerances, fixed from the reference checkpoint on the CPU (torch 2.13, fp32 vs bf16 compute):
-# CFG logits differ by at most 1.2 % of their scale, cond/uncond by 1.0 %; the VQ decoder's uint8 pixels by
-# mean 1.2 levels, 99th percentile 5, max 16 (its ~30 convolutions round activations to bf16 in between).
-BF16_LOGITS_REL = 0.03
-BF16_VQ_MEAN_LEVELS, BF16_VQ_P99_LEVELS = 2.0, 8.0
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -243,64 +241,6 @@ def environment(p: Phase, device, quick: bool):
 # ------------------------------------------------------------------------------------------------------------
 # 2. parity on the device
 
-def max_err(actual, expected) -> dict:
-    actual, expected = actual.detach().float().cpu(), expected.float()
-    return {"max_abs": float((actual - expected).abs().max()), "scale": float(expected.abs().max())}
-
-
-def within(err: dict, rel: float) -> bool:
-    return err["max_abs"] <= rel * max(err["scale"], 1.0)
-
-
-@torch.inference_mode()
-def cached_decode_logits(model, embeds, forced_ids):
-    """Prefill ``embeds`` [1, T, n], then teacher-force ``forced_ids`` one by one through the cached decode
-    step; the LM logits before each forced token [len(forced_ids), V] (the path generation uses)."""
-    llama = model.lm.language_model
-    device = model.device_for("lm")
-    t = embeds.shape[1]
-    llama.setup_cache(1, t + len(forced_ids), device, model.dtype)
-    try:
-        slots = torch.arange(t, device=device)
-        hidden = llama(embeds.to(device, model.dtype), slots, slots[None], llama.attention_mask(slots, t), kv_len=t)
-        rows = []
-        for i, tok in enumerate(forced_ids):
-            rows.append(llama.logits(hidden[:, -1]).float())
-            x = model.lm.embed_text(torch.tensor([[int(tok)]], device=device))
-            slot = torch.tensor([t + i], device=device)
-            hidden = llama(x, slot, slot[None], None, kv_len=t + i + 1)
-        return torch.cat(rows)
-    finally:
-        llama.free_cache()
-
-
-def parity_outputs(model, ref: Path, exp: dict) -> dict:
-    """Everything the reference holds, computed by ``model`` (on its device)."""
-    from janus_runtime.processing import open_image, to_uint8_official
-    from janus_runtime import understand
-    und, gen, vq, meta = exp["und"], exp["gen"], exp["vq"], exp["meta"]
-    device = model.device_for("lm")
-    out = {}
-    with torch.inference_mode():
-        ids = und["input_ids"].to(device)
-        embeds = model.lm.embed_text(ids).clone()
-        feats = model.vision(und["pixel_values"][:, 0].to(device, model.dtype))
-        embeds[und["images_seq_mask"].to(device)] = feats.reshape(-1, feats.shape[-1]).to(embeds.dtype)
-        out["step_logits"] = cached_decode_logits(model, embeds, und["greedy_ids"][0].tolist())
-    answer = understand(model, [open_image(ref / "expected" / "test_image.png")], QUESTION, max_new_tokens=16)
-    out["greedy_ids"] = answer.token_ids
-    tokens = gen["generated_tokens"].view(2, 24, 24)
-    out["logprobs"], out["cfg"] = score_image_tokens(model, PROMPT, tokens, cfg=meta["cfg_weight"],
-                                                     temperature=meta["temperature"],
-                                                     return_logits_at=meta["cfg_logits_steps"])
-    with torch.inference_mode():
-        out["vq_indices"] = model.vq.encode(vq["input"].to(device, model.dtype)).cpu()[0]
-    out["vq_pixels"] = decode_tokens(model, vq["indices"][None]).cpu()
-    out["vq_uint8"] = to_uint8_official(out["vq_pixels"])[0]
-    out["gen_uint8"] = to_uint8_official(decode_tokens(model, tokens)).cpu()
-    return out
-
-
 def parity(p: Phase, device, ref_arg):
 
     from janus_runtime import load_model
@@ -309,17 +249,12 @@ def parity(p: Phase, device, ref_arg):
         p.rec["status"] = "FAILED: reference outputs not found (tests/data/reference or ../shared/reference)"
         return
     p.rec["reference"] = str(ref)
-    sys.path.insert(0, str(ROOT / "tests"))
-    from reference_data import load_expected  # the shipped copy leaves out tensors other files hold
-    exp = {"und": load_expected("understanding.safetensors", ref),
-           "gen": load_expected("generation.safetensors", ref),
-           "vq": load_expected("vq.safetensors", ref),
-           "meta": json.loads((ref / "expected" / "generation.json").read_text())}
+    exp = load_reference(ref)
     und, gen, vq = exp["und"], exp["gen"], exp["vq"]
     tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32
     try:
-        fp32 = parity_outputs(load_model(ref / "checkpoint", device=device, dtype="fp32"), ref, exp)
+        fp32 = reference_outputs(load_model(ref / "checkpoint", device=device, dtype="fp32"), exp, ref)
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = tf32
     checks = {}
@@ -346,20 +281,8 @@ def parity(p: Phase, device, ref_arg):
     p.save()
     free_memory(device)
 
-    bf16 = parity_outputs(load_model(ref / "checkpoint", device=device, dtype="bf16"), ref, exp)
-    checks = {"tolerance": f"|bf16 - fp32| <= {BF16_LOGITS_REL} x max|fp32|; VQ uint8 mean <= "
-                           f"{BF16_VQ_MEAN_LEVELS}, 99th percentile <= {BF16_VQ_P99_LEVELS} levels"}
-    checks["greedy_ids_equal"] = {"ok": bf16["greedy_ids"] == und["greedy_ids"][0].tolist(),
-                                  "ids": bf16["greedy_ids"]}
-    e = max_err(bf16["step_logits"], fp32["step_logits"])
-    checks["decode_step_logits"] = {**e, "ok": within(e, BF16_LOGITS_REL)}
-    for name in ("cfg", "cond", "uncond"):
-        e = max_err(bf16["cfg"][name], fp32["cfg"][name])
-        checks[f"{name}_logits"] = {**e, "ok": within(e, BF16_LOGITS_REL)}
-    d = (bf16["vq_uint8"].int() - fp32["vq_uint8"].int()).abs().float().flatten()
-    q = torch.quantile(d[:: max(1, d.numel() // 100_000)], torch.tensor([0.99, 0.999])).tolist()
-    checks["vq_decode_uint8"] = {"mean": float(d.mean()), "p99": q[0], "p999": q[1], "max": float(d.max()),
-                                 "ok": float(d.mean()) <= BF16_VQ_MEAN_LEVELS and q[0] <= BF16_VQ_P99_LEVELS}
+    bf16 = reference_outputs(load_model(ref / "checkpoint", device=device, dtype="bf16"), exp, ref)
+    checks = bf16_agreement(bf16, fp32, und["greedy_ids"][0].tolist())
     p.rec["bf16_vs_fp32"] = checks
     failed = [k for part in ("fp32_vs_reference", "bf16_vs_fp32") for k, v in p.rec[part].items()
               if isinstance(v, dict) and not v.get("ok", True)]

@@ -68,7 +68,8 @@ def test_ray_prompt_list_equals_the_local_run(local_ray, tiny_dir, tmp_path):
     model = load_model(tiny_dir, device="cpu", dtype="fp32", components=("lm", "vq"))
     local = list(render_prompts(model, plan_prompts(prompts, tmp_path / "local", batch_size=2), options))
     assert [r.index for r in local] == [0, 1, 2, 3]
-    out = generate_with_ray(tiny_dir, prompts, tmp_path / "ray", batch_size=2, options=options, actors=2)
+    out = generate_with_ray(tiny_dir, prompts, tmp_path / "ray", batch_size=2, options=options, actors=2,
+                            dtype="fp32")  # as the local model (auto may be bf16 on this CPU)
     assert out["written"] == 4
     for i in range(4):
         for ext in ("safetensors", "png"):
