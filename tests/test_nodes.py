@@ -170,6 +170,24 @@ def test_loader_hands_components_to_the_memory_manager(handle):
     assert getattr(linear, "comfy_cast_weights", False)  # built from comfy.ops, so ComfyUI can stream it
 
 
+def test_loader_auto_on_a_cpu_follows_the_runtime_rule(pack, monkeypatch):
+    """ComfyUI answers fp32 for any CPU device; "auto" there is the runtime's rule (bf16 where the CPU has
+    native bf16, the VQ model in fp32), unless ComfyUI runs with --force-fp32."""
+    from janus_runtime.model import component_dtypes
+    cpu = torch.device("cpu")
+    assert not mm.should_use_bf16(cpu) and not mm.should_use_fp16(cpu)
+    pick = pack_module("nodes.loader").pick_dtype
+    assert pick("auto", cpu) == "auto" and pick("fp16", cpu) == torch.float16
+    if mm.get_torch_device().type == "cpu":
+        out = call(pack["JanusModelLoader"], model="Janus-Tiny")
+        model, rule = result(out)[0].model, component_dtypes("auto", "cpu")
+        assert {c: model.dtype_for(c) for c in rule} == rule
+        vq = "" if rule["vq"] == rule["lm"] else " (VQ float32)"
+        assert f"compute {str(rule['lm']).replace('torch.', '')}{vq}, " in out["ui"]["text"][0]
+    monkeypatch.setattr(mm, "FORCE_FP32", True, raising=False)
+    assert pick("auto", cpu) == torch.float32
+
+
 def generate(pack, handle, **kw):
     return result(call(pack["JanusGenerate"], janus_model=handle, prompt="a cat", preview_every=0, **kw))[0]
 
