@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from janus_runtime import JanusError
-from janus_runtime.processing import pil_from_float
+from ..janus_runtime import JanusError
+from ..janus_runtime.processing import pil_from_float
 
 SEED = ("INT", {"default": 0, "min": 0, "max": 0xFFFFFFFFFFFFFFFF, "control_after_generate": True,
                 "tooltip": "Random seed. Image k of a batch depends only on (seed, k)."})

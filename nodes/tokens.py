@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from janus_runtime import JanusError
-from janus_runtime.processing import MIN_SIZE
+from ..janus_runtime import JanusError
+from ..janus_runtime.processing import MIN_SIZE
 
 FITS = ("pad", "crop")
 
