@@ -25,17 +25,28 @@ import time
 from pathlib import Path
 
 os.environ["OMP_NUM_THREADS"] = "1"
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 torch.set_num_threads(1)
 
-from janus_runtime import load_model  # noqa: E402
-from janus_runtime.captioner import TMP_SUFFIX, CaptionOptions, caption_tasks, plan_captions  # noqa: E402
-from janus_runtime.tiny import TINY_OFFICIAL_CONFIG, make_tiny, official_state_dict, save_weights, write_tokenizer  # noqa: E402,E501
+from janus_runtime import load_model
+from janus_runtime.captioner import (
+    TMP_SUFFIX,
+    CaptionOptions,
+    caption_tasks,
+    plan_captions,
+)
+from janus_runtime.tiny import (
+    TINY_OFFICIAL_CONFIG,
+    make_tiny,
+    official_state_dict,
+    save_weights,
+    write_tokenizer,
+)
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 TOKENS = 8  # max_new_tokens: random weights rarely stop early, so every caption is this long
@@ -164,15 +175,18 @@ def e2e(work: Path, tiny: Path, results: dict):
     out["shards_2"] = {"written": [p["written"] for p in parts], "wall_s_incl_load": round(dt, 1),
                        "images_per_s_incl_load": round(200 / dt, 3), "vs_cli": same(ref, got)}
 
-    sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
+    # the node in the test host (tests/comfy_host.py: ComfyUI's stand-ins unless JANUS_COMFYUI names a tree),
+    # the pack imported as ComfyUI imports it (tools/comfy_import.py)
+    sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "tools")]
+    import comfy_host
+    comfy_host.setup()
     import folder_paths
-    from nodes import NODE_CLASS_MAPPINGS, register_folder
     folder_paths.models_dir = str(work / "models")
     shutil.copytree(tiny, work / "models" / "janus" / "Janus-Tiny", dirs_exist_ok=True)
     folder_paths.get_input_directory = lambda: str(work)
-    register_folder()
-    handle = NODE_CLASS_MAPPINGS["JanusModelLoader"]().load("Janus-Tiny", "fp32", "same as compute")["result"][0]
-    node = NODE_CLASS_MAPPINGS["JanusCaptionFolder"]()
+    nodes = comfy_host.load_pack().NODE_CLASS_MAPPINGS  # registers models/janus, as at ComfyUI's start-up
+    handle = nodes["JanusModelLoader"]().load("Janus-Tiny", "fp32", "same as compute")["result"][0]
+    node = nodes["JanusCaptionFolder"]()
     t0 = time.perf_counter()
     res = node.caption(handle, "e2e", CaptionOptions.question, "overwrite", 4, TOKENS, 0.0, 0, 1.0, 0,
                        output_folder=str(work / "node"))

@@ -10,12 +10,15 @@ Either way the host functions the nodes call are wrapped, never replaced: spies 
 (``load_models_gpu``, ``ProgressBar.update_absolute``); the global progress hook does what main.py's does
 (raise on Cancel, pass previews to the server's own ``send_image``); ``server.PromptServer.instance`` is the
 server's class with its transport (``send_sync``/``send_bytes``) recording the messages instead of sending.
+
+tests/conftest.py calls ``setup()`` before the tests are collected. The pack is then imported as ComfyUI
+imports it (``load_pack``/``pack_module``, from tools/comfy_import.py), and ``call`` runs a node as ComfyUI's
+executor does, with the declared defaults of the inputs it is not given.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import importlib.util
 import io
 import json
@@ -24,10 +27,17 @@ import struct
 import sys
 from pathlib import Path
 
+import torch
+
+# tools/comfy_import.py (tests/conftest.py puts tools/ on the path)
+from comfy_import import import_comfyui, load_pack, pack_module
+
 ROOT = Path(__file__).resolve().parents[1]
 STANDINS = ROOT / "tests" / "comfy_standins"
 MODES = ("classic", "dynamic")
+WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 _host = None
+__all__ = ["WIDGETS", "Host", "call", "load_pack", "pack_module", "result", "setup"]
 
 
 class Host:
@@ -109,17 +119,10 @@ class Host:
 def _import_real(tree: Path, mode: str):
     if mode not in MODES:
         raise ValueError(f"JANUS_COMFYUI_MODE must be one of {MODES}, not {mode!r}")
-    sys.path.insert(0, str(tree))
-    # main.py imports ComfyUI's `utils` package first; later imports put comfy/ on sys.path, whose utils.py
-    # would shadow it (0.3.64)
-    importlib.import_module("utils.extra_config")
-    import comfy.cli_args
-    comfy.cli_args.args.cpu = True  # main.py --cpu
-    import comfy.model_management  # noqa: F401  (reads the arguments at import)
+    import_comfyui(tree)
     import comfy.model_patcher
-    import comfy.ops  # noqa: F401
-    import comfy.utils  # noqa: F401
-    import folder_paths  # noqa: F401
+    import comfy.ops
+    import comfy.utils
     if mode == "dynamic":
         import comfy.memory_management
         comfy.memory_management.aimdo_enabled = True
@@ -145,22 +148,41 @@ def setup() -> Host:
     return _host
 
 
-def load_pack():
-    """The pack, imported as ComfyUI's load_custom_node imports a folder: its __init__.py as a package named by
-    the folder's path."""
-    name = str(ROOT).replace(".", "_x_")
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, ROOT / "__init__.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        try:
-            spec.loader.exec_module(module)
-        except BaseException:
-            del sys.modules[name]
-            raise
-    return sys.modules[name]
+# --- running a node as ComfyUI's executor does -------------------------------------------------------------
+def call(cls, **given):
+    """Run a node's FUNCTION with ``given`` plus the declared defaults of every other widget input; check that
+    it returns its declared output types."""
+    spec = cls.INPUT_TYPES()
+    kwargs = {}
+    for section in ("required", "optional"):
+        for name, (kind, opts) in spec.get(section, {}).items():
+            if name in given:
+                kwargs[name] = given[name]
+            elif isinstance(kind, list):
+                kwargs[name] = opts.get("default", kind[0])
+            elif kind in WIDGETS:
+                kwargs[name] = opts["default"]
+            elif section == "required":
+                raise AssertionError(f"{cls.__name__}: required input {name} ({kind}) not given")
+    for name in spec.get("hidden", {}):
+        if name in given:
+            kwargs[name] = given[name]
+    assert set(given) <= set(kwargs), f"{cls.__name__} has no input(s) {set(given) - set(kwargs)}"
+    out = getattr(cls(), cls.FUNCTION)(**kwargs)
+    outputs = result(out)
+    assert isinstance(outputs, tuple) and len(outputs) == len(cls.RETURN_TYPES)
+    for value, kind, is_list in zip(outputs, cls.RETURN_TYPES, getattr(cls, "OUTPUT_IS_LIST", (False,) * 9)):
+        _check_type(value[0] if is_list else value, kind)
+    return out
 
 
-def pack_module(name: str):
-    """A submodule of the pack as ComfyUI imports it, e.g. pack_module("nodes.memory")."""
-    return importlib.import_module(f"{load_pack().__name__}.{name}")
+def result(out):
+    """The output tuple of a node's return value (a tuple, or a dict with "result" and "ui")."""
+    return out["result"] if isinstance(out, dict) else out
+
+
+def _check_type(value, kind):
+    expected = {"JANUS_MODEL": pack_module("nodes.memory").JanusHandle,
+                "JANUS_TOKENS": pack_module("nodes.tokens").JanusTokens, "IMAGE": torch.Tensor, "STRING": str,
+                "LATENT": dict}[kind]
+    assert isinstance(value, expected), (kind, type(value))

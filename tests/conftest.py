@@ -1,10 +1,18 @@
 import os
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
+# tools/ holds what tests share with the tools: comfy_import (the pack imported as ComfyUI imports it),
+# reference_data (the shipped reference copy) and workflow_spec (a node as the frontend lays it out)
+if str(ROOT / "tools") not in sys.path:
+    sys.path.append(str(ROOT / "tools"))
+import comfy_host
+from reference_data import DERIVED, load_expected  # noqa: F401  (re-exported for the tests)
+
 # ../shared beside the clone: the real ComfyUI trees, the harness and the source of tests/data (optional)
 SHARED = Path(os.environ.get("JANUS_SHARED", ROOT.parent / "shared"))
 DATA = ROOT / "tests" / "data"
@@ -23,9 +31,6 @@ def require_shared(path: Path, what: str):
     if IN_CI:
         pytest.fail(f"{message}; CI runs every test", pytrace=False)
     pytest.skip(message)
-
-
-from reference_data import DERIVED, load_expected  # noqa: E402,F401  (re-exported for the tests)
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +67,40 @@ def _deterministic_threads():
     yield
 
 
+# --- the nodes (tests/test_nodes*.py, test_caption_node.py): the pack imported as ComfyUI imports it, in the
+# host of tests/comfy_host.py. Runtime objects handed to the nodes come from that pack's own janus_runtime.
+# Module-scoped: each test file gets its own models folder and loaded model.
+@pytest.fixture(scope="module")
+def pack(tmp_path_factory):
+    """The node classes by name, with a models folder holding two tiny checkpoints (different VQ codebooks)."""
+    import folder_paths
+    make_tiny = comfy_host.pack_module("janus_runtime.tiny").make_tiny
+    models = tmp_path_factory.mktemp("comfy") / "models"
+    make_tiny(models / "janus" / "Janus-Tiny", seed=0)
+    make_tiny(models / "janus" / "Janus-Tiny-B", layout="hf", seed=1)
+    pack = comfy_host.load_pack()  # registers models/janus under ComfyUI's models folder, as at start-up
+    # then only this test's models folder
+    folder_paths.models_dir = str(models)
+    folder_paths.folder_names_and_paths.pop("janus", None)
+    comfy_host.pack_module("nodes").register_folder()
+    return pack.NODE_CLASS_MAPPINGS
+
+
+@pytest.fixture(scope="module")
+def handle(pack):
+    """Janus-Tiny, loaded by the loader node."""
+    return comfy_host.result(comfy_host.call(pack["JanusModelLoader"], model="Janus-Tiny"))[0]
+
+
+@pytest.fixture(scope="module")
+def generated(pack, handle):
+    """Two token grids from Janus Generate ("a red circle", seed 3)."""
+    return comfy_host.result(comfy_host.call(pack["JanusGenerate"], janus_model=handle, prompt="a red circle",
+                                             batch_size=2, seed=3, preview_every=96))[0]
+
+
 def pytest_configure(config):
-    # Inside a real ComfyUI tree (tests/test_in_comfyui.py runs the node tests that way), ComfyUI's modules
-    # are imported and its mode switches set before anything imports the pack
-    if os.environ.get("JANUS_COMFYUI"):
-        import comfy_host
-        comfy_host.setup()
+    # The ComfyUI the node tests run in (tests/comfy_host.py), set up before any test module imports ComfyUI's
+    # modules or the pack: inside a real ComfyUI tree (JANUS_COMFYUI: tests/test_in_comfyui.py runs the node
+    # tests that way) its modules are imported and its mode switches set; else the stand-ins are on the path
+    comfy_host.setup()

@@ -1,16 +1,17 @@
 """Janus Caption Folder, run through its declared inputs (real ComfyUI host modules when importable, else the
-stand-ins in comfy_standins/), on a tiny checkpoint."""
+stand-ins in comfy_standins/), on a tiny checkpoint. Fixtures in tests/conftest.py, as for test_nodes.py."""
 
+import comfy.model_management as mm
+import comfy.utils
+import comfy_host
+import folder_paths
 import pytest
-from test_nodes import call, handle, host, pack, result  # noqa: F401  (fixtures; puts the stand-ins on the path)
+from comfy_host import call, pack_module, result
+from test_caption import caption_files, leftovers, make_images
 
-import comfy.model_management as mm  # noqa: E402
-import comfy.utils  # noqa: E402
-import folder_paths  # noqa: E402
-from janus_runtime import JanusError  # noqa: E402
-from test_caption import caption_files, leftovers, make_images  # noqa: E402
-
-FAST = dict(max_new_tokens=4, batch_size=2)
+host = comfy_host.setup()  # made by tests/conftest.py before this module imported ComfyUI's modules
+JanusError = pack_module("janus_runtime").JanusError
+FAST = {"max_new_tokens": 4, "batch_size": 2}
 
 
 @pytest.fixture
@@ -76,11 +77,11 @@ def test_output_folder_inside_comfy_output_mirrors_subfolders(pack, handle, inpu
 
 
 @pytest.mark.parametrize("given, match", [
-    (dict(folder="../secrets"), r"folder '../secrets': '..' may not leave"),
-    (dict(folder="set", output_folder="a/../../x"), r"output_folder 'a/../../x': '..' may not leave"),
-    (dict(folder=""), "folder is empty"),
-    (dict(folder="missing"), "not found or not a folder"),
-    (dict(folder="set", question=" "), "question is empty"),
+    ({"folder": "../secrets"}, r"folder '../secrets': '..' may not leave"),
+    ({"folder": "set", "output_folder": "a/../../x"}, r"output_folder 'a/../../x': '..' may not leave"),
+    ({"folder": ""}, "folder is empty"),
+    ({"folder": "missing"}, "not found or not a folder"),
+    ({"folder": "set", "question": " "}, "question is empty"),
 ])
 def test_bad_inputs_are_clear_errors(pack, handle, input_dir, given, match):
     make_images(input_dir / "set", 1)

@@ -1,94 +1,31 @@
 """The ComfyUI nodes, run through their declared inputs on tiny checkpoints.
 
-The host is set up by tests/comfy_host.py: real ComfyUI modules when tests/test_in_comfyui.py runs this file
+The host is set up by tests/comfy_host.py (from tests/conftest.py, before the tests are collected): real ComfyUI modules when tests/test_in_comfyui.py runs this file
 inside a ComfyUI tree (0.33.0 with dynamic VRAM or the classic patcher, 0.3.64), else the stand-ins in
 comfy_standins/. ``host`` records what the nodes sent to ComfyUI (loads, progress, previews, text) through
-spies that call the real functions. Other node test files reuse ``pack``, ``handle``, ``generated``, ``call``
-and ``result`` from here (``from test_nodes import ...``), and the pack's modules via ``pack_module``.
+spies that call the real functions. The fixtures ``pack``, ``handle`` and ``generated`` are in
+tests/conftest.py; ``call`` and ``result`` in tests/comfy_host.py. The pack is imported as ComfyUI imports it,
+so errors and runtime functions come from its own ``janus_runtime`` (``pack_module``), the copy the nodes use.
 """
 
 import dataclasses
 import shutil
+import subprocess
+import sys
 
+import comfy.model_management as mm
+import comfy.model_patcher
+import comfy.ops
+import comfy_host
+import folder_paths
 import pytest
 import torch
+from comfy_host import WIDGETS, call, pack_module, result
 
-import comfy_host
-from comfy_host import pack_module
-
-host = comfy_host.setup()
-
-import comfy.model_management as mm  # noqa: E402
-import comfy.model_patcher  # noqa: E402
-import comfy.ops  # noqa: E402
-import folder_paths  # noqa: E402
-
-from janus_runtime import JanusError  # noqa: E402
-from janus_runtime.tiny import make_tiny  # noqa: E402
-
-WIDGETS = {"INT", "FLOAT", "STRING", "BOOLEAN"}
-
-
-@pytest.fixture(scope="module")
-def pack(tmp_path_factory):
-    """The nodes package with a models folder holding two tiny checkpoints (different VQ codebooks)."""
-    models = tmp_path_factory.mktemp("comfy") / "models"
-    make_tiny(models / "janus" / "Janus-Tiny", seed=0)
-    make_tiny(models / "janus" / "Janus-Tiny-B", layout="hf", seed=1)
-    pack = comfy_host.load_pack()  # registers models/janus under ComfyUI's models folder, as at start-up
-    # then only this test's models folder
-    folder_paths.models_dir = str(models)
-    folder_paths.folder_names_and_paths.pop("janus", None)
-    pack_module("nodes").register_folder()
-    return pack.NODE_CLASS_MAPPINGS
-
-
-def call(cls, **given):
-    """Run a node's FUNCTION with ``given`` plus the declared defaults of every other widget input."""
-    spec = cls.INPUT_TYPES()
-    kwargs = {}
-    for section in ("required", "optional"):
-        for name, (kind, opts) in spec.get(section, {}).items():
-            if name in given:
-                kwargs[name] = given[name]
-            elif isinstance(kind, list):
-                kwargs[name] = opts.get("default", kind[0])
-            elif kind in WIDGETS:
-                kwargs[name] = opts["default"]
-            elif section == "required":
-                raise AssertionError(f"{cls.__name__}: required input {name} ({kind}) not given")
-    for name in spec.get("hidden", {}):
-        if name in given:
-            kwargs[name] = given[name]
-    assert set(given) <= set(kwargs), f"{cls.__name__} has no input(s) {set(given) - set(kwargs)}"
-    out = getattr(cls(), cls.FUNCTION)(**kwargs)
-    result = out["result"] if isinstance(out, dict) else out
-    assert isinstance(result, tuple) and len(result) == len(cls.RETURN_TYPES)
-    for value, kind, is_list in zip(result, cls.RETURN_TYPES, getattr(cls, "OUTPUT_IS_LIST", (False,) * 9)):
-        check_type(value[0] if is_list else value, kind)
-    return out
-
-
-def check_type(value, kind):
-    expected = {"JANUS_MODEL": pack_module("nodes.memory").JanusHandle,
-                "JANUS_TOKENS": pack_module("nodes.tokens").JanusTokens, "IMAGE": torch.Tensor, "STRING": str,
-                "LATENT": dict}[kind]
-    assert isinstance(value, expected), (kind, type(value))
-
-
-def result(out):
-    return out["result"] if isinstance(out, dict) else out
-
-
-@pytest.fixture(scope="module")
-def handle(pack):
-    return result(call(pack["JanusModelLoader"], model="Janus-Tiny"))[0]
-
-
-@pytest.fixture(scope="module")
-def generated(pack, handle):
-    return result(call(pack["JanusGenerate"], janus_model=handle, prompt="a red circle", batch_size=2, seed=3,
-                       preview_every=96))[0]
+host = comfy_host.setup()  # made by tests/conftest.py before this module imported ComfyUI's modules
+runtime = pack_module("janus_runtime")
+JanusError = runtime.JanusError
+make_tiny = pack_module("janus_runtime.tiny").make_tiny
 
 
 def test_input_types_are_well_formed(pack):
@@ -144,6 +81,37 @@ def test_loader_reports_missing_files(pack):
         shutil.rmtree(broken)
     with pytest.raises(JanusError, match="no such model folder"):
         call(pack["JanusModelLoader"], model="Janus-Nowhere")
+
+
+def test_a_clone_under_any_folder_name_uses_its_own_runtime(pack, tmp_path):
+    """ComfyUI imports custom_nodes/<folder> by path, whatever the folder is called (hyphens, dots); the nodes
+    then use the runtime inside that folder, never a janus_runtime that is installed or on sys.path (a second
+    copy would make JanusError and isinstance checks disagree)."""
+    clone = tmp_path / "custom_nodes" / "janus-pro-nodes.v2"
+    skip = shutil.ignore_patterns("__pycache__")
+    for part in ("nodes", "janus_runtime"):
+        shutil.copytree(comfy_host.ROOT / part, clone / part, ignore=skip)
+    shutil.copy(comfy_host.ROOT / "__init__.py", clone)
+    probe = f"""
+import sys
+from pathlib import Path
+sys.path[:0] = {[str(comfy_host.ROOT / "tests"), str(comfy_host.ROOT / "tools")]!r}
+import comfy_host
+comfy_host.setup()
+clone = Path({str(clone)!r})
+pack = comfy_host.load_pack(clone)
+assert pack.__name__ == str(clone).replace(".", "_x_"), pack.__name__
+print("registered:", sorted(pack.NODE_CLASS_MAPPINGS))
+ours = {{name for name, m in list(sys.modules.items()) if str(getattr(m, "__file__", None)).startswith(str(clone))}}
+assert all(name.startswith(pack.__name__ + ".") for name in ours - {{pack.__name__}}), sorted(ours)
+assert not [name for name in sys.modules if name.split(".")[0] == "janus_runtime"]
+errors = {{comfy_host.pack_module(m, clone).JanusError for m in ("nodes.loader", "nodes.vq", "janus_runtime")}}
+assert len(errors) == 1, errors
+"""
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert f"registered: {sorted(pack)}" in proc.stdout.splitlines(), proc.stdout[-3000:]
 
 
 def test_the_host_is_the_one_asked_for():
@@ -299,9 +267,8 @@ def test_understand_one_answer_per_image_or_one_for_all(pack, handle):
 
 def test_score_keeps_the_best(pack, handle, generated):
     """A grid the model sampled for the prompt beats one made of codes it finds unlikely, whatever the order."""
-    from janus_runtime import score_image_tokens
     sampled = generated.tokens[:1]
-    per_code = score_image_tokens(handle.model, "a red circle", sampled).view(24, 24)
+    per_code = runtime.score_image_tokens(handle.model, "a red circle", sampled).view(24, 24)
     unlikely = sampled.clone().view(-1)
     unlikely[:] = sampled.view(-1)[per_code.view(-1).argmin()]  # the least likely code, everywhere
     for order in ((unlikely[None].view(1, 24, 24), sampled), (sampled, unlikely[None].view(1, 24, 24))):

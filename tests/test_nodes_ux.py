@@ -1,22 +1,24 @@
 """What a user meets in the first hour with the nodes: previews, caching, masks, the model list, prompts shared
-by Generate and Score, latent coordinates, empty inputs and Cancel. Same fixtures as test_nodes.py."""
+by Generate and Score, latent coordinates, empty inputs and Cancel. Same fixtures as test_nodes.py
+(tests/conftest.py)."""
 
 import shutil
 
+import comfy.model_management as mm
+import comfy.utils
+import comfy_host
+import folder_paths
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from comfy_host import call, pack_module, result
 
-from test_nodes import call, generated, handle, host, pack, result  # noqa: F401  (fixtures)
-
-import comfy.model_management as mm  # noqa: E402  (real ComfyUI, or the stand-ins test_nodes put on the path)
-import comfy.utils  # noqa: E402
-import folder_paths  # noqa: E402
-
-from janus_runtime import JanusError  # noqa: E402
-from janus_runtime.codebook import colour_table  # noqa: E402
-from janus_runtime.tiny import make_tiny  # noqa: E402
+host = comfy_host.setup()  # made by tests/conftest.py before this module imported ComfyUI's modules
+JanusError = pack_module("janus_runtime").JanusError
+codebook = pack_module("janus_runtime.codebook")  # the nodes' copy: its colour tables are theirs
+colour_table = codebook.colour_table
+make_tiny = pack_module("janus_runtime.tiny").make_tiny
 
 
 @pytest.fixture
@@ -51,11 +53,10 @@ def test_default_preview_is_the_colour_table_of_the_tokens_so_far(pack, handle, 
 
 
 def test_colour_table_is_learnt_once_per_model_from_its_own_decoder(pack, handle):
-    from janus_runtime.codebook import _TABLES
     table = colour_table(handle.model)
     assert table.shape == (16384, 3) and table.dtype == torch.uint8
     assert colour_table(handle.model) is table  # cached with the model: a preview is only a lookup
-    del _TABLES[handle.model.vq]
+    del codebook._TABLES[handle.model.vq]
     assert torch.equal(colour_table(handle.model), table)  # deterministic: the same model, the same colours
     other = result(call(pack["JanusModelLoader"], model="Janus-Tiny-B"))[0]
     assert not torch.equal(colour_table(other.model), table)  # another decoder, other colours

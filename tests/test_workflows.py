@@ -1,24 +1,19 @@
 """The shipped UI-format workflows: well-formed graphs whose nodes exist and whose widget values fit.
 
 Core node specs come from a real ComfyUI /object_info (tests/data/core_object_info.json); our nodes' specs
-from their INPUT_TYPES (with the ComfyUI stand-ins when ComfyUI itself is absent).
+from their INPUT_TYPES, the pack imported as ComfyUI imports it (in the host of tests/comfy_host.py: the
+ComfyUI stand-ins when ComfyUI itself is absent). The frontend's layout of a node: tools/workflow_spec.py.
 """
 
-import importlib.util
 import json
-import sys
 
+import comfy_host
 import pytest
+from workflow_spec import FRONTEND_ONLY, node_spec
 
 from conftest import ROOT
 
-if importlib.util.find_spec("comfy") is None:
-    sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
-sys.path.insert(0, str(ROOT / "tools"))
-
-from nodes import NODE_CLASS_MAPPINGS  # noqa: E402
-from workflow_spec import FRONTEND_ONLY, node_spec  # noqa: E402
-
+NODE_CLASS_MAPPINGS = comfy_host.load_pack().NODE_CLASS_MAPPINGS
 CORE = json.loads((ROOT / "tests" / "data" / "core_object_info.json").read_text())["nodes"]
 WORKFLOWS = sorted((ROOT / "workflows").glob("*.json"))
 CONTROL_VALUES = {"fixed", "increment", "decrement", "randomize"}

@@ -2,29 +2,50 @@
 
 Widget values are filled in the order ComfyUI's frontend lays widgets out (required then optional inputs,
 plus the extra value of seed widgets with control_after_generate and of image-upload combos), taken from our
-nodes' INPUT_TYPES and from the core node specs recorded in tests/data/core_object_info.json.
+nodes' INPUT_TYPES and from the core node specs recorded in tests/data/core_object_info.json (a real
+ComfyUI server's /object_info).
 
-    python tools/build_workflows.py
+Our nodes come from the pack imported as ComfyUI imports it, inside a real ComfyUI tree imported as
+``main.py --cpu`` leaves it (tools/comfy_import.py; the loader node lists model folders and weight storages
+through ComfyUI). So run it with the python of a ComfyUI venv (tools/setup_comfyui_venvs.sh makes them),
+from the repository root:
+
+    .venv-comfyui/0.33.0/bin/python tools/build_workflows.py [COMFYUI_DIR]
+    git diff --stat workflows/        # what changed: nothing when neither the layouts nor the inputs did
+
+COMFYUI_DIR: the tree of that venv, by default ../shared/comfyui/0.33.0 beside the clone
+($JANUS_SHARED/comfyui/0.33.0 when set).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-if importlib.util.find_spec("comfy") is None:
-    sys.path.insert(0, str(ROOT / "tests" / "comfy_standins"))
+# tools/comfy_import.py and tools/workflow_spec.py, beside this script
+from comfy_import import import_comfyui, load_pack, pack_module
+from workflow_spec import node_spec
 
-from nodes import NODE_CLASS_MAPPINGS  # noqa: E402
-from nodes.loader import DOWNLOAD_MARK  # noqa: E402
-from workflow_spec import node_spec  # noqa: E402  (tools/workflow_spec.py)
+ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_COMFYUI = Path(os.environ.get("JANUS_SHARED", ROOT.parent / "shared")) / "comfyui" / "0.33.0"
+
+
+def our_nodes(comfyui: Path) -> dict:
+    """NODE_CLASS_MAPPINGS of the pack, registered by its __init__ as at ComfyUI's start-up."""
+    if not (comfyui / "main.py").is_file():
+        sys.exit(f"no ComfyUI tree at {comfyui}: pass one (python tools/build_workflows.py COMFYUI_DIR)")
+    try:
+        import_comfyui(comfyui)
+    except ImportError as e:
+        sys.exit(f"ComfyUI at {comfyui} does not import with {sys.executable} ({e}): run this with the python of "
+                 f"its venv, e.g. .venv-comfyui/0.33.0/bin/python (bash tools/setup_comfyui_venvs.sh makes it)")
+    return load_pack().NODE_CLASS_MAPPINGS
+
 
 CORE = json.loads((ROOT / "tests" / "data" / "core_object_info.json").read_text())["nodes"]
-MODEL = "deepseek-ai/Janus-Pro-1B" + DOWNLOAD_MARK  # as the loader lists it: downloads on first use
+NODE_CLASS_MAPPINGS: dict = {}  # our nodes by name: main() fills it from our_nodes() before building
 # Canvas units (ComfyUI's frontend): a node's title bar sits above its pos; a group's title row is its top strip.
 NODE_TITLE, GROUP_TITLE, MARGIN = 30, 40, 15
 # Room the frontend needs to show each node without growing it (Nodes 2.0 sizes a node to its content; the
@@ -99,9 +120,14 @@ COL = [0, 420, 880, 1340, 1800]
 ROW2 = 270  # the note under the loader
 
 
+def download(repo_id: str) -> str:
+    """A Hugging Face model as the loader lists it: it downloads on first use."""
+    return repo_id + pack_module("nodes.loader").DOWNLOAD_MARK
+
+
 def model_group(w, note_text, note_height=200):
     """Loader with the workflow's note under it, grouped as step 1."""
-    m = w.add("JanusModelLoader", (COL[0], 0), {"model": MODEL})
+    m = w.add("JanusModelLoader", (COL[0], 0), {"model": download("deepseek-ai/Janus-Pro-1B")})
     note = w.add("Note", (COL[0], ROW2), {"text": note_text}, size=[340, note_height])
     return m, note
 
@@ -285,7 +311,7 @@ def best_of_n():
 
 def instruction_editing():
     w = Workflow()
-    m = w.add("JanusModelLoader", (COL[0], 0), {"model": "FreedomIntelligence/Janus-4o-7B" + " (download)"})
+    m = w.add("JanusModelLoader", (COL[0], 0), {"model": download("FreedomIntelligence/Janus-4o-7B")})
     note = w.add("Note", (COL[0], ROW2), {"text": (
         "Instruction editing (Janus-4o recipe): the image conditions every step, the instruction says what to "
         "change.\n\nTrained for it: Janus-4o-7B (FreedomIntelligence, ~15 GB). Plain Janus-Pro runs it too "
@@ -306,7 +332,12 @@ def instruction_editing():
     w.save("instruction_editing")
 
 
-if __name__ == "__main__":
+def main(comfyui: Path):
+    NODE_CLASS_MAPPINGS.update(our_nodes(comfyui))
     for build in (text_to_image, understanding, batch_captioning, caption_folder, reimagine, editing, upscale,
                   best_of_n, instruction_editing):
         build()
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else DEFAULT_COMFYUI)

@@ -5,7 +5,7 @@ command passes in a clone with nothing beside it.
     python tools/ship_reference_data.py [SHARED_DIR]        (default ../shared, or $JANUS_SHARED)
 
 Left out: pytorch_model.bin (the same tensors as model.safetensors; the tests write it), expected tensors
-that other shipped files hold bit for bit (DERIVED in tests/conftest.py rebuilds them) and tensors no test
+that other shipped files hold bit for bit (DERIVED in tools/reference_data.py rebuilds them) and tensors no test
 reads (UNREAD). Every other value is copied unchanged; tests/test_reference_data.py checks the copy against
 ../shared.
 """
@@ -15,9 +15,9 @@ import shutil
 import sys
 from pathlib import Path
 
+from reference_data import DERIVED  # tools/reference_data.py, beside this script
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-from conftest import DERIVED  # noqa: E402
 CHECKPOINT_FILES = ["config.json", "model.safetensors", "preprocessor_config.json", "processor_config.json",
                     "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"]
 EXPECTED_FILES = ["test_image.png", "gen_0.png", "gen_1.png", "vq_decoded.png", "understanding.json",

@@ -1,11 +1,12 @@
-"""The shipped reference outputs (tests/data/reference), readable without pytest (benchmarks/gpu_check.py uses
-this too). Expected tensors that other shipped files hold bit for bit are rebuilt from them (DERIVED)."""
+"""The shipped reference outputs (tests/data/reference), written by tools/ship_reference_data.py and read by the
+tests (tests/conftest.py) and benchmarks/gpu_check.py, without pytest. Expected tensors that other shipped
+files hold bit for bit are left out of the copy and rebuilt from those files (DERIVED)."""
 
 from pathlib import Path
 
 import torch
 
-REFERENCE = Path(__file__).resolve().parent / "data" / "reference"
+REFERENCE = Path(__file__).resolve().parents[1] / "tests" / "data" / "reference"
 
 
 def _png(name: str, reference: Path = REFERENCE) -> torch.Tensor:
