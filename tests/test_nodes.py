@@ -1,11 +1,12 @@
 """The ComfyUI nodes, run through their declared inputs on tiny checkpoints.
 
-The host is set up by tests/comfy_host.py (from tests/conftest.py, before the tests are collected): real ComfyUI modules when tests/test_in_comfyui.py runs this file
-inside a ComfyUI tree (0.33.0 with dynamic VRAM or the classic patcher, 0.3.64), else the stand-ins in
-comfy_standins/. ``host`` records what the nodes sent to ComfyUI (loads, progress, previews, text) through
-spies that call the real functions. The fixtures ``pack``, ``handle`` and ``generated`` are in
-tests/conftest.py; ``call`` and ``result`` in tests/comfy_host.py. The pack is imported as ComfyUI imports it,
-so errors and runtime functions come from its own ``janus_runtime`` (``pack_module``), the copy the nodes use.
+The host is set up by tests/comfy_host.py (called from tests/conftest.py before the tests are collected):
+real ComfyUI modules when tests/test_in_comfyui.py runs this file inside a ComfyUI tree (0.33.0 with dynamic
+VRAM or the classic patcher, 0.3.64), else the stand-ins in comfy_standins/. ``host`` records what the nodes
+sent to ComfyUI (loads, progress, previews, text) through spies that call the real functions. The fixtures
+``pack``, ``handle`` and ``generated`` are in tests/conftest.py, ``call`` and ``result`` in comfy_host. The
+pack is imported as ComfyUI imports it, so errors and runtime functions come from its own ``janus_runtime``
+(``pack_module``): the copy the nodes use.
 """
 
 import dataclasses
