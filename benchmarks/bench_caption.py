@@ -25,28 +25,17 @@ import time
 from pathlib import Path
 
 os.environ["OMP_NUM_THREADS"] = "1"
-import numpy as np
-import torch
-from PIL import Image, ImageDraw
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 torch.set_num_threads(1)
 
-from janus_runtime import load_model
-from janus_runtime.captioner import (
-    TMP_SUFFIX,
-    CaptionOptions,
-    caption_tasks,
-    plan_captions,
-)
-from janus_runtime.tiny import (
-    TINY_OFFICIAL_CONFIG,
-    make_tiny,
-    official_state_dict,
-    save_weights,
-    write_tokenizer,
-)
+from janus_runtime import load_model  # noqa: E402
+from janus_runtime.captioner import TMP_SUFFIX, CaptionOptions, caption_tasks, plan_captions  # noqa: E402
+from janus_runtime.tiny import TINY_OFFICIAL_CONFIG, make_tiny, official_state_dict, save_weights, write_tokenizer  # noqa: E402,E501
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 TOKENS = 8  # max_new_tokens: random weights rarely stop early, so every caption is this long

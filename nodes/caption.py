@@ -8,6 +8,7 @@ from ..janus_runtime import JanusError
 from ..janus_runtime.captioner import (DEFAULT_QUESTION, IMAGE_EXTENSIONS, CaptionOptions, caption_tasks,
                                        plan_captions, start_summary)
 from ..janus_runtime.processing import SYSTEM_PROMPT
+
 from .common import SEED, sampler_inputs, send_text
 from .memory import LM, VISION, understanding_bytes
 

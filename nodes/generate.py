@@ -9,6 +9,7 @@ import torch
 from ..janus_runtime import JanusError, generate_image_tokens, score_image_tokens
 from ..janus_runtime.edit import edit_image_tokens
 from ..janus_runtime.codebook import colour_table, decoder_preview_image, has_colour_table, preview_image
+
 from .common import SEED, images_to_pil, sampler_inputs, step_hook
 from .memory import LM, VISION, VQ, generation_bytes, vq_bytes
 from .tokens import mask_to_grid

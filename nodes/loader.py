@@ -12,6 +12,7 @@ import torch
 from ..janus_runtime import JanusError, load_model
 from ..janus_runtime.codebook import codebook_fingerprint
 from ..janus_runtime.hub import COMMON_FILES, KNOWN_REPOS, download
+
 from .memory import LM, VISION, VQ, JanusHandle
 
 log = logging.getLogger(__name__)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import torch
 
 from ..janus_runtime import JanusModel
+
 from .tokens import JanusTokens
 
 # Which components each kind of work needs on the compute device.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..janus_runtime import understand_batch
 from ..janus_runtime.processing import SYSTEM_PROMPT
+
 from .common import SEED, images_to_pil, sampler_inputs, send_text, step_hook
 from .memory import LM, VISION, understanding_bytes
 

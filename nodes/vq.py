@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from ..janus_runtime import JanusError, decode_tokens, encode_images
 from ..janus_runtime.codebook import code_vectors, nearest_codes
 from ..janus_runtime.processing import to_unit_float
+
 from .common import images_to_pil
 from .memory import VQ, vq_bytes
 from .tokens import FITS, center_square

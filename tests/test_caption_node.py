@@ -11,7 +11,7 @@ from test_caption import caption_files, leftovers, make_images
 
 host = comfy_host.setup()  # made by tests/conftest.py before this module imported ComfyUI's modules
 JanusError = pack_module("janus_runtime").JanusError
-FAST = {"max_new_tokens": 4, "batch_size": 2}
+FAST = dict(max_new_tokens=4, batch_size=2)
 
 
 @pytest.fixture
@@ -77,11 +77,11 @@ def test_output_folder_inside_comfy_output_mirrors_subfolders(pack, handle, inpu
 
 
 @pytest.mark.parametrize("given, match", [
-    ({"folder": "../secrets"}, r"folder '../secrets': '..' may not leave"),
-    ({"folder": "set", "output_folder": "a/../../x"}, r"output_folder 'a/../../x': '..' may not leave"),
-    ({"folder": ""}, "folder is empty"),
-    ({"folder": "missing"}, "not found or not a folder"),
-    ({"folder": "set", "question": " "}, "question is empty"),
+    (dict(folder="../secrets"), r"folder '../secrets': '..' may not leave"),
+    (dict(folder="set", output_folder="a/../../x"), r"output_folder 'a/../../x': '..' may not leave"),
+    (dict(folder=""), "folder is empty"),
+    (dict(folder="missing"), "not found or not a folder"),
+    (dict(folder="set", question=" "), "question is empty"),
 ])
 def test_bad_inputs_are_clear_errors(pack, handle, input_dir, given, match):
     make_images(input_dir / "set", 1)
