@@ -1,6 +1,6 @@
 """The shipped reference outputs (tests/data/reference), written by tools/ship_reference_data.py and read by the
-tests (tests/conftest.py) and benchmarks/gpu_check.py, without pytest. Expected tensors that other shipped
-files hold bit for bit are left out of the copy and rebuilt from those files (DERIVED)."""
+tests (tests/conftest.py, tests/reference_agreement.py) and benchmarks/gpu_check.py, without pytest. Expected
+tensors that other shipped files hold bit for bit are left out of the copy and rebuilt from them (DERIVED)."""
 
 from pathlib import Path
 
