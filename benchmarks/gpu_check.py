@@ -54,8 +54,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
-sys.path.insert(0, str(ROOT / "tests"))  # the bf16 agreement checks
-sys.path.insert(0, str(ROOT / "tools"))  # the shipped reference outputs (reference_data)
+sys.path.insert(0, str(ROOT / "tools"))  # the reference outputs and the bf16 agreement checks
 
 import common  # noqa: E402
 from common import (PROMPT, Cancelled, copy_bandwidth, models_on_shared_weights, official_config,  # noqa: E402

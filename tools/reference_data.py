@@ -1,5 +1,5 @@
 """The shipped reference outputs (tests/data/reference), written by tools/ship_reference_data.py and read by the
-tests (tests/conftest.py, tests/reference_agreement.py) and benchmarks/gpu_check.py, without pytest. Expected
+tests (tests/conftest.py, tools/reference_agreement.py) and benchmarks/gpu_check.py, without pytest. Expected
 tensors that other shipped files hold bit for bit are left out of the copy and rebuilt from them (DERIVED)."""
 
 from pathlib import Path
