@@ -42,10 +42,21 @@ SETTINGS = {"Comfy.TutorialCompleted": True, "Comfy.Workflow.ShowMissingNodesWar
 
 # Page-side helpers (installed once per page): events seen, node lookup, what each node shows.
 PAGE_HELPERS = """() => {
-  window.janusCheck = { events: [] };
+  window.janusCheck = { events: [], previewed: [] };
   const api = window.comfyAPI.api.api;
   for (const t of ["execution_start", "execution_success", "execution_error", "execution_interrupted"])
     api.addEventListener(t, ({ detail }) => window.janusCheck.events.push({ type: t, detail }));
+  // Nodes seen showing a live preview (in the preview store and drawn on the node), sampled every 20 ms in the
+  // page: a run on a tiny model can start and end between two polls from here.
+  setInterval(() => {
+    const app = window.comfyAPI.app.app;
+    for (const n of app.canvas?.graph?.nodes || []) {
+      if (!(app.nodePreviewImages?.[String(n.id)] || []).length) continue;
+      const el = document.querySelector(`[data-node-id="${n.id}"]`);
+      const drawn = el ? el.querySelectorAll("img").length : (n.imgs || []).length;
+      if (drawn && !window.janusCheck.previewed.includes(n.id)) window.janusCheck.previewed.push(n.id);
+    }
+  }, 20);
 }"""
 
 NODE_STATE = """([types]) => {
@@ -176,8 +187,16 @@ def fit_view(page: Page):
     page.page.wait_for_timeout(700)
 
 
+def fresh_seeds(page: Page):
+    """Seeds no earlier run used, so that nothing comes from ComfyUI's cache (the same workflow loaded again in
+    the other renderer would otherwise repeat the first run's prompt and execute nothing)."""
+    page.eval("""([types]) => { for (const n of window.comfyAPI.app.app.canvas.graph.nodes) if (types.includes(n.type)) {
+        const w = n.widgets.find((w) => w.name === "seed"); if (w) w.value = 1 + Math.floor(Math.random() * 1e9); } }""",
+              [SAMPLERS])
+
+
 def queue(page: Page):
-    page.eval("() => { window.janusCheck.events = []; }")
+    page.eval("() => { window.janusCheck.events = []; window.janusCheck.previewed = []; }")
     page.page.locator('[data-testid="queue-button"]').first.click()
 
 
@@ -203,6 +222,7 @@ def run_workflow(page: Page, name: str, timeout_s: float) -> dict:
             shown = node["dom_imgs"] if node["dom_imgs"] is not None else node["imgs"]
             if shown and node["store_previews"]:
                 saw_preview[node["id"]] = True
+    fresh_seeds(page)
     queue(page)
     status, detail, seconds = wait_end(page, timeout_s, watch)
     try:  # the queue panel catches up with the end of the run
@@ -215,6 +235,8 @@ def run_workflow(page: Page, name: str, timeout_s: float) -> dict:
         res["failures"].append(f"run ended with {status}: {json.dumps(detail)[:600]}")
     samplers = page.eval(NODE_STATE, [SAMPLERS])
     active = [n for n in samplers if n["id"] in saw_preview]
+    for node_id in page.eval("() => window.janusCheck.previewed"):
+        saw_preview[node_id] = True
     res["samplers_with_preview"] = sorted(saw_preview)
     if samplers and not active:
         res["failures"].append("no live preview seen on a Janus sampler node during sampling")
@@ -244,9 +266,7 @@ def run_workflow(page: Page, name: str, timeout_s: float) -> dict:
 def cancel_check(page: Page, timeout_s: float) -> dict:
     """Run, press Cancel once the preview shows, and check that the sampler node is left clean."""
     res = {"failures": []}
-    # a seed no earlier run used, so that nothing comes from ComfyUI's cache
-    page.eval("""([types]) => { for (const n of window.comfyAPI.app.app.canvas.graph.nodes) if (types.includes(n.type)) {
-        const w = n.widgets.find((w) => w.name === "seed"); w.value = 1 + Math.floor(Math.random() * 1e9); } }""", [SAMPLERS])
+    fresh_seeds(page)
     queue(page)
     t0 = time.monotonic()
     while time.monotonic() - t0 < timeout_s:
