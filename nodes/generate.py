@@ -166,6 +166,7 @@ class JanusScore:
                    "log-probability per token) and keeps the best.")
     CATEGORY = "Janus"
     FUNCTION = "score"
+    HAS_INTERMEDIATE_OUTPUT = True  # its scores ("ui" text) are resent on a cached run (ComfyUI 0.33+)
     RETURN_TYPES = ("JANUS_TOKENS", "STRING")
     RETURN_NAMES = ("best_tokens", "scores")
     OUTPUT_TOOLTIPS = ("The best grids, best first.", "Mean log-probability per grid, in input order.")

@@ -148,6 +148,8 @@ class JanusModelLoader:
                    "download there on first use.")
     CATEGORY = "Janus"
     FUNCTION = "load"
+    # its summary ("ui" text) is resent when a later run takes the loader from ComfyUI's cache (0.33+)
+    HAS_INTERMEDIATE_OUTPUT = True
     RETURN_TYPES = ("JANUS_MODEL",)
     RETURN_NAMES = ("janus_model",)
     OUTPUT_TOOLTIPS = ("The loaded model: connect it to the Janus understanding, generation and VQ nodes.",)

@@ -169,6 +169,11 @@ def call(cls, **given):
             kwargs[name] = given[name]
     assert set(given) <= set(kwargs), f"{cls.__name__} has no input(s) {set(given) - set(kwargs)}"
     out = getattr(cls(), cls.FUNCTION)(**kwargs)
+    if isinstance(out, dict) and out.get("ui"):
+        # ComfyUI resends a node's ui output on a run that takes it from the cache only for output nodes and
+        # nodes flagged HAS_INTERMEDIATE_OUTPUT (execution.py of 0.33); otherwise the text vanishes from the node
+        assert getattr(cls, "OUTPUT_NODE", False) or getattr(cls, "HAS_INTERMEDIATE_OUTPUT", False), \
+            f"{cls.__name__} shows ui output but ComfyUI would not resend it on a cached run"
     outputs = result(out)
     assert isinstance(outputs, tuple) and len(outputs) == len(cls.RETURN_TYPES)
     for value, kind, is_list in zip(outputs, cls.RETURN_TYPES, getattr(cls, "OUTPUT_IS_LIST", (False,) * 9)):
