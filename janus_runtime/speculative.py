@@ -62,14 +62,16 @@ class Window:
     q: torch.Tensor       # [K, V]
 
 
-def keep_or_resample(p: torch.Tensor, tokens: torch.Tensor, q: torch.Tensor, u: torch.Tensor,
-                     u_new: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def accept_mask(p: torch.Tensor, tokens: torch.Tensor, q: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     """The speculative-sampling rule, row by row: token ``tokens`` [K] drawn from ``q`` [K, V] is kept where
-    ``u`` [K] < p(x) / q(x), otherwise replaced by a draw (``u_new`` [K]) from max(p - q, 0) normalised.
-    Either way the result is distributed as ``p`` [K, V]. Returns (tokens [K], kept [K])."""
-    ratio = p.gather(-1, tokens[:, None])[:, 0] / q.gather(-1, tokens[:, None])[:, 0]
-    kept = u < ratio
-    return torch.where(kept, tokens, draw((p - q).clamp(min=0), u_new)), kept
+    ``u`` [K] < p(x) / q(x). A rejected row then takes ``residual_draw``; either way the token of each row is
+    distributed as ``p`` [K, V]. Returns kept [K] (bool)."""
+    return u < p.gather(-1, tokens[:, None])[:, 0] / q.gather(-1, tokens[:, None])[:, 0]
+
+
+def residual_draw(p: torch.Tensor, q: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """The replacement of a rejected token: one draw per row from max(p - q, 0) normalised ([R, V], ``u`` [R])."""
+    return draw((p - q).clamp(min=0), u)
 
 
 def verify(p: torch.Tensor, window: Window, u: torch.Tensor, u_new: torch.Tensor,
@@ -79,13 +81,13 @@ def verify(p: torch.Tensor, window: Window, u: torch.Tensor, u_new: torch.Tensor
     ``u`` [K] acceptance uniforms, ``u_new`` [1] the uniform of the resampled or extra token; ``keep`` [K + 1]
     True where the token is forced to ``kept`` [K + 1] (masked regeneration). Returns the new tokens [a + 1]."""
     k = window.tokens.shape[0]
-    tokens, accepted = keep_or_resample(p[:k], window.tokens, window.q, u, u_new.expand(k))
+    accepted = accept_mask(p[:k], window.tokens, window.q, u)
     if keep is not None:
         accepted = accepted | keep[:k]
     rejected = (~accepted).nonzero()
     a = int(rejected[0]) if len(rejected) else k          # drafts kept (one host sync per pass)
     # the first rejected position takes its residual draw; if every draft was kept, one more token from p
-    nxt = tokens[a:a + 1] if a < k else draw(p[k:], u_new)
+    nxt = residual_draw(p[a:a + 1], window.q[a:a + 1], u_new) if a < k else draw(p[k:], u_new)
     if keep is not None and bool(keep[a]):
         nxt = kept[a:a + 1]
     return torch.cat([window.tokens[:a], nxt])
@@ -100,20 +102,17 @@ def next_window(p: torch.Tensor, used: int, size: int, vocab: int, u: torch.Tens
     fresh = p[used:used + size]
     uniform = torch.full((size - fresh.shape[0], vocab), 1.0 / vocab, device=p.device)
     q = torch.cat([fresh, uniform])
-    tokens = draw(q, u[:size])
-    if previous is not None:
-        n = min(max(previous.tokens.shape[0] - used, 0), size)   # drafts still ahead
-        if n:
-            tokens[:n] = redraft(previous.tokens[used:used + n], previous.q[used:used + n], q[:n],
-                                 u[size:size + n], u[:n])
-    return Window(tokens, q)
+    n = 0 if previous is None else min(max(previous.tokens.shape[0] - used, 0), size)  # old drafts still ahead
+    redrafted = redraft(previous.tokens[used:used + n], previous.q[used:used + n], q[:n], u[size:size + n], u[:n]) \
+        if n else q.new_empty(0, dtype=torch.long)
+    return Window(torch.cat([redrafted, draw(q[n:], u[n:size])]), q)
 
 
 def redraft(old: torch.Tensor, q_old: torch.Tensor, q_new: torch.Tensor, u: torch.Tensor,
             u_new: torch.Tensor) -> torch.Tensor:
     """Maximal coupling: drafts ``old`` [K] drawn from ``q_old`` [K, V] become drafts distributed as ``q_new``
     that equal ``old`` wherever the two distributions allow. ``u``, ``u_new`` [K] uniforms."""
-    return keep_or_resample(q_new, old, q_old, u, u_new)[0]
+    return torch.where(accept_mask(q_new, old, q_old, u), old, residual_draw(q_new, q_old, u_new))
 
 
 def speculative_image(session, lm, target: Target, prompt: int, p0: torch.Tensor, gen: torch.Generator,
