@@ -5,6 +5,7 @@ bandwidth probes. Every figure in benchmarks/RESULTS.md comes from a script that
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import platform
@@ -125,15 +126,23 @@ def hf_llama_random(cfg_raw: dict, device, dtype, seed: int = 0):
                          num_key_value_heads=c.num_key_value_heads, max_position_embeddings=c.max_position_embeddings,
                          rms_norm_eps=c.rms_norm_eps, rope_theta=c.rope_theta, tie_word_embeddings=False)
     hf_cfg._attn_implementation = "sdpa"
-    default = torch.get_default_dtype()
     torch.manual_seed(seed)
+    with built_on(device, dtype):
+        hf = LlamaForCausalLM(hf_cfg)
+    return hf.eval().requires_grad_(False)
+
+
+@contextlib.contextmanager
+def built_on(device, dtype):
+    """Modules constructed inside get their parameters on ``device`` in ``dtype`` (transformers' models take
+    the default dtype)."""
+    default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            hf = LlamaForCausalLM(hf_cfg)
+            yield
     finally:
         torch.set_default_dtype(default)
-    return hf.eval().requires_grad_(False)
 
 
 def models_on_shared_weights(cfg_raw: dict, text: TextProcessor, device, dtype, seed: int = 0,
@@ -166,13 +175,8 @@ def hf_janus_on(cfg_raw: dict, official_lm_state: dict, device, dtype):
     d = hf_config(cfg_raw)
     conf = JanusConfig(text_config=d["text_config"], vision_config=d["vision_config"], vq_config=d["vq_config"])
     conf._attn_implementation = "sdpa"
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            janus = JanusForConditionalGeneration(conf)
-    finally:
-        torch.set_default_dtype(default)
+    with built_on(device, dtype):
+        janus = JanusForConditionalGeneration(conf)
     state = official_to_hf_state_dict(official_lm_state)
     missing, unexpected = janus.load_state_dict(state, strict=False, assign=True)
     shared = set(state) - set(unexpected)
